@@ -1,0 +1,31 @@
+//! # rtwire
+//!
+//! A protocol engine for the two realtime wire protocols of the web:
+//! WebSocket ([RFC 6455](https://www.rfc-editor.org/rfc/rfc6455)) and
+//! Server-Sent Events (the WHATWG `text/event-stream` format).
+//!
+//! The core is sans-IO: every protocol decision is a pure function or state
+//! machine over byte buffers ([`http`], [`ws::FrameHeader`], [`ws::Decoder`],
+//! [`ws::Encoder`], [`ws::handshake`], [`sse::Encoder`], [`sse::Decoder`]).
+//! A thin tokio shell ([`ws::Conn`], [`sse::SseStream`]) drives them over any
+//! `AsyncRead + AsyncWrite`.
+//!
+//! ```
+//! use rtwire::ws::{FrameHeader, OpCode};
+//!
+//! // RFC 6455 §5.7: a single-frame unmasked text message containing "Hello".
+//! let wire = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+//! let (header, len) = FrameHeader::parse(&wire).unwrap().unwrap();
+//! assert_eq!(header.opcode, OpCode::Text);
+//! assert_eq!(&wire[len..], b"Hello");
+//! ```
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![warn(rust_2018_idioms)]
+
+pub mod error;
+pub mod http;
+pub mod sse;
+pub mod ws;
+
+pub use error::{Error, HandshakeError, ProtocolError};
