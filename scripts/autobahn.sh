@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Autobahn|Testsuite, strict, both directions:
+#   - fuzzingclient against examples/echo_server (tests rtwire's server)
+#   - fuzzingserver against examples/echo_client (tests rtwire's client)
+# All cases except 12.* and 13.* (permessage-deflate is not implemented).
+# Exits non-zero unless every case is OK or INFORMATIONAL, for the case
+# itself and for its closing behaviour: no FAILED, NON-STRICT, UNIMPLEMENTED,
+# and no unclean or wrong-code close.
+#
+# Uses the wstest recipe in ../shared/autobahn (Python 2.7 venv, set up on
+# first use). Reports: $OUTDIR/{server,client}/index.html.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+RUNSH=${AUTOBAHN_RUNSH:-$ROOT/../shared/autobahn/run.sh}
+OUTDIR=${OUTDIR:-/tmp/rtwire-autobahn}
+SERVER_PORT=${SERVER_PORT:-9001}
+CLIENT_PORT=${CLIENT_PORT:-9010}
+[ -x "$RUNSH" ] || [ -f "$RUNSH" ] || { echo "autobahn: $RUNSH not found" >&2; exit 2; }
+
+cargo build --release --example echo_server --example echo_client
+bash "$RUNSH" setup
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_port() { # wait until 127.0.0.1:$1 accepts connections
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); s.connect(('127.0.0.1', int(sys.argv[1])))" "$1" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "autobahn: nothing listening on port $1" >&2; return 1
+}
+
+# --- server under test ---
+target/release/examples/echo_server "127.0.0.1:$SERVER_PORT" > "$OUTDIR.server.log" 2>&1 &
+pids+=($!)
+wait_port "$SERVER_PORT"
+mkdir -p "$OUTDIR/server" "$OUTDIR/client"
+OUTDIR="$OUTDIR/server" AGENT=rtwire-server TIMEOUT=900 bash "$RUNSH" server "127.0.0.1:$SERVER_PORT" > "$OUTDIR/server.txt" 2>&1 || {
+  cat "$OUTDIR/server.txt"; echo "autobahn: server run failed" >&2; exit 1; }
+
+# --- client under test ---
+OUTDIR="$OUTDIR/client" AGENT=rtwire-client bash "$RUNSH" client "$CLIENT_PORT" > "$OUTDIR/client.txt" 2>&1 &
+pids+=($!)
+wait_port "$CLIENT_PORT"
+timeout 900 target/release/examples/echo_client "ws://127.0.0.1:$CLIENT_PORT" rtwire-client
+
+python3 - "$OUTDIR" <<'PY'
+import json, sys, os
+out = sys.argv[1]
+good = {"OK", "INFORMATIONAL"}
+bad_total = 0
+for side in ("server", "client"):
+    path = os.path.join(out, side, "index.json")
+    data = json.load(open(path))
+    for agent, cases in data.items():
+        counts, bad = {}, []
+        for cid, r in cases.items():
+            counts[r["behavior"]] = counts.get(r["behavior"], 0) + 1
+            if r["behavior"] not in good or r["behaviorClose"] not in good:
+                bad.append(f'{cid}: {r["behavior"]}/{r["behaviorClose"]}')
+        summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        print(f"autobahn {side} ({agent}): {len(cases)} cases: {summary}; not strict-OK: {len(bad)}")
+        for b in sorted(bad):
+            print("   ", b)
+        bad_total += len(bad)
+sys.exit(1 if bad_total else 0)
+PY
