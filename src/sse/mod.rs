@@ -1,0 +1,45 @@
+//! Server-Sent Events (the WHATWG `text/event-stream` format).
+//!
+//! - [`Event`] and [`Encoder`]: events into a caller's reusable `BytesMut`,
+//!   or once into a shared [`EncodedEvent`] for many streams.
+//! - [`Decoder`]: the WHATWG parser, sans-IO, bounded by [`DecoderLimits`].
+//! - [`accept`], [`SseStream`]: serving a stream over any `AsyncWrite`, with
+//!   heartbeats, a write timeout, `Last-Event-ID` and disconnect detection.
+//! - [`SseClient`], [`EventSource`]: a client over any
+//!   `AsyncRead + AsyncWrite`, reconnecting with `Last-Event-ID`.
+//! - [`ReplayStore`]: per-channel rings of encoded events for resume, with
+//!   explicit [`Gap`]s.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use rtwire::sse::{Decoder, DecoderLimits, Encoder, Event};
+//!
+//! let mut wire = BytesMut::new();
+//! let ev = Event::new("a\r\nb").with_id("1")?;
+//! Encoder::new().encode(&ev, &mut wire);
+//!
+//! let mut dec = Decoder::new(DecoderLimits::default());
+//! let got = dec.decode(&mut wire).unwrap().unwrap();
+//! assert_eq!(got.data(), "a\nb"); // CRLF is one line break
+//! assert_eq!(got.last_event_id(), "1");
+//! # Ok::<(), rtwire::sse::EventError>(())
+//! ```
+
+mod accept;
+mod chunked;
+mod client;
+mod decoder;
+mod encoder;
+mod error;
+mod event;
+mod store;
+mod stream;
+
+pub use accept::{accept, SseAuthHook, SseConfig, SseRejection, SseRequest};
+pub use client::{ClientConfig, EventSource, SseClient};
+pub use decoder::{Decoder, DecoderLimits};
+pub use encoder::{EncodedEvent, Encoder, KEEPALIVE};
+pub use error::{ClientError, DecodeError, EventError};
+pub use event::{Event, MessageEvent};
+pub use store::{Gap, Replay, ReplayStore, StoredEvent};
+pub use stream::SseStream;
