@@ -56,6 +56,23 @@ fn invalid_id_and_event_are_typed_errors() {
         Event::new("x").with_event("\r").unwrap_err(),
         EventError::InvalidEventType { byte: b'\r' }
     );
+    // Long values (scanned with memchr rather than a byte loop) alike.
+    let long = "x".repeat(40);
+    for at in [0, 31, 32, 39, 40] {
+        let bad = format!("{}\n{}", &long[..at], &long[at..]);
+        assert_eq!(
+            Event::new("x").with_id(bad.as_str()).unwrap_err(),
+            EventError::InvalidId { byte: b'\n' }
+        );
+        let bad = format!("{}\r{}", &long[..at], &long[at..]);
+        assert_eq!(
+            Event::new("x").with_event(bad.as_str()).unwrap_err(),
+            EventError::InvalidEventType { byte: b'\r' }
+        );
+        let bad = format!("{}\0{}", &long[..at], &long[at..]);
+        assert!(Event::new("x").with_id(bad.as_str()).is_err());
+    }
+    assert!(Event::new("x").with_id(long.as_str()).is_ok());
     // NUL is fine in an event type and in data.
     assert!(Event::new("\0").with_event("a\0").is_ok());
 }
@@ -117,7 +134,9 @@ fn any_text() -> impl Strategy<Value = String> {
             Just('é'),
             any::<char>()
         ],
-        0..24,
+        // Past 32 bytes the line-break scan switches from a byte loop to
+        // memchr: both paths are exercised.
+        0..80,
     )
     .prop_map(|v| v.into_iter().collect())
 }

@@ -3,13 +3,13 @@
 //! Every field is written as `name: value\n`. The space after the colon is
 //! always there because a decoder strips exactly one leading space: data that
 //! itself starts with a space survives. `data` is split on CR, LF and CRLF
-//! (one break each, found with `memchr2`), each piece on its own `data:` line,
+//! (one break each, found with `memchr2`, or a byte loop on short lines), each piece on its own `data:` line,
 //! so what a browser decodes is the text with its breaks normalized to LF.
 //! The event ends with a blank line.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::event::Event;
+use super::event::{find_break, Event};
 
 /// The keepalive comment written by [`Encoder::keepalive`].
 pub const KEEPALIVE: &[u8] = b": keepalive\n";
@@ -165,19 +165,18 @@ fn write_field(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
 /// break. Empty `text` is one empty line.
 #[inline]
 fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
-    let mut start = 0;
-    for pos in memchr::memchr2_iter(b'\r', b'\n', text) {
-        if pos < start {
-            // The LF of a CRLF, already consumed with its CR.
-            continue;
-        }
-        write_field(buf, prefix, &text[start..pos]);
-        start = pos + 1;
-        if text[pos] == b'\r' && text.get(pos + 1) == Some(&b'\n') {
-            start += 1;
-        }
+    let mut rest = text;
+    while let Some(pos) = find_break(rest) {
+        write_field(buf, prefix, &rest[..pos]);
+        // A CRLF is one break.
+        let skip = if rest[pos] == b'\r' && rest.get(pos + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
+        rest = &rest[pos + skip..];
     }
-    write_field(buf, prefix, &text[start..]);
+    write_field(buf, prefix, rest);
 }
 
 fn write_retry(buf: &mut BytesMut, millis: u64) {

@@ -7,6 +7,30 @@ use smallvec::SmallVec;
 
 use super::error::EventError;
 
+/// Below this length a byte loop beats `memchr`'s dispatch and set-up
+/// (measured with callgrind on typical ids, event types and JSON lines).
+const SHORT_SCAN: usize = 32;
+
+/// Position of the first CR or LF in `s`.
+#[inline]
+pub(crate) fn find_break(s: &[u8]) -> Option<usize> {
+    if s.len() < SHORT_SCAN {
+        s.iter().position(|&b| b == b'\r' || b == b'\n')
+    } else {
+        memchr::memchr2(b'\r', b'\n', s)
+    }
+}
+
+/// Position of the first CR, LF or NUL in `s`.
+#[inline]
+fn find_break_or_nul(s: &[u8]) -> Option<usize> {
+    if s.len() < SHORT_SCAN {
+        s.iter().position(|&b| b == b'\r' || b == b'\n' || b == 0)
+    } else {
+        memchr::memchr3(b'\r', b'\n', 0, s)
+    }
+}
+
 /// One event to send: optional `id`, `event` (type), `data`, `retry` and
 /// comments.
 ///
@@ -77,7 +101,7 @@ impl<'a> Event<'a> {
     /// ignores an id with NUL, and a line break would end the field early.
     pub fn with_id(mut self, id: impl Into<Cow<'a, str>>) -> Result<Self, EventError> {
         let id = id.into();
-        if let Some(pos) = memchr::memchr3(b'\r', b'\n', 0, id.as_bytes()) {
+        if let Some(pos) = find_break_or_nul(id.as_bytes()) {
             return Err(EventError::InvalidId {
                 byte: id.as_bytes()[pos],
             });
@@ -90,7 +114,7 @@ impl<'a> Event<'a> {
     /// refused.
     pub fn with_event(mut self, event: impl Into<Cow<'a, str>>) -> Result<Self, EventError> {
         let event = event.into();
-        if let Some(pos) = memchr::memchr2(b'\r', b'\n', event.as_bytes()) {
+        if let Some(pos) = find_break(event.as_bytes()) {
             return Err(EventError::InvalidEventType {
                 byte: event.as_bytes()[pos],
             });
