@@ -172,6 +172,16 @@ fn typed_rejections() {
     ]));
     let evil = head_of("GET /s HTTP/1.1\r\nOrigin: https://evil.example\r\n\r\n");
     assert_eq!(accept(&evil, &origin).unwrap_err().status(), 403);
+    let good = head_of("GET /s HTTP/1.1\r\nOrigin: https://A.example\r\n\r\n");
+    assert!(accept(&good, &origin).is_ok());
+    // An Origin that is not UTF-8 passes no policy, not even allow-all.
+    let mut raw = BytesMut::from(&b"GET /s HTTP/1.1\r\nOrigin: https://\xff\r\n\r\n"[..]);
+    let not_utf8 = HeadParser::new(Limits::default())
+        .parse_request(&mut raw)
+        .unwrap()
+        .unwrap();
+    assert_eq!(accept(&not_utf8, &origin).unwrap_err().status(), 403);
+    assert_eq!(accept(&not_utf8, &config).unwrap_err().status(), 403);
 
     let limited = SseConfig::new().max_streams(1);
     let first = accept(&anon, &limited).unwrap();

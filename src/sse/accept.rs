@@ -288,15 +288,7 @@ pub fn accept(head: &RequestHead, config: &SseConfig) -> Result<SseRequest, SseR
     if head.method() != "GET" {
         return Err(SseRejection::method_not_allowed());
     }
-    let origin = match head.header("origin") {
-        None => None,
-        // An Origin that is not UTF-8 matches no policy entry.
-        Some(_) => match head.header_str("origin") {
-            Some(o) => Some(o),
-            None => return Err(SseRejection::forbidden("origin not allowed")),
-        },
-    };
-    if !config.origin.allows(origin) {
+    if !config.origin.allows_request(head) {
         return Err(SseRejection::forbidden("origin not allowed"));
     }
     if let Some(hook) = &config.auth {

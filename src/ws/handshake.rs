@@ -90,6 +90,17 @@ impl OriginPolicy {
             OriginPolicy::Custom(f) => f(origin),
         }
     }
+
+    /// Whether the `Origin` header of `head` passes this policy. A missing
+    /// header is `None` for [`allows`](Self::allows); a value that is not
+    /// UTF-8 passes no policy, not even [`AllowAll`](Self::AllowAll).
+    pub fn allows_request(&self, head: &RequestHead) -> bool {
+        match head.header("origin").map(|o| std::str::from_utf8(trim(o))) {
+            None => self.allows(None),
+            Some(Ok(o)) => self.allows(Some(o)),
+            Some(Err(_)) => false,
+        }
+    }
 }
 
 impl fmt::Debug for OriginPolicy {
@@ -339,13 +350,7 @@ pub fn accept(head: RequestHead, config: &ServerConfig) -> Result<Accepted, Hand
         Some(k) if valid_key(k) => accept_key(trim(k)),
         _ => return Err(HandshakeError::InvalidKey),
     };
-    let origin = head.header("origin").map(|o| std::str::from_utf8(trim(o)));
-    let origin = match origin {
-        Some(Ok(o)) => Some(o),
-        Some(Err(_)) => return Err(HandshakeError::OriginRefused),
-        None => None,
-    };
-    if !config.origin.allows(origin) {
+    if !config.origin.allows_request(&head) {
         return Err(HandshakeError::OriginRefused);
     }
     if let Some(hook) = &config.auth {
