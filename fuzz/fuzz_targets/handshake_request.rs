@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use rtwire::http::{has_token, trim, HeadParser, Limits, RequestHead};
 use rtwire::ws::handshake::{accept, accept_key, OriginPolicy, Rejection, ServerConfig};
 use rtwire::HandshakeError;
-use rtwire_fuzz::parse_head_chunked;
+use rtwire_fuzz::{check_head_position, parse_head_chunked};
 
 const PROTOCOLS: [&str; 3] = ["v2.chat", "chat", "superchat"];
 
@@ -141,15 +141,7 @@ fuzz_target!(|data: &[u8]| {
     match (&whole.result, &chunked.result) {
         (Ok(Some(a)), Ok(Some(b))) => {
             assert_eq!(a.as_bytes(), b.as_bytes());
-            // Empty lines before the request line are skipped (RFC 9112
-            // §2.2): the head starts after them.
-            let head_len = a.as_bytes().len();
-            let start = wire.len() - whole.leftover.len() - head_len;
-            assert!(wire[..start].iter().all(|&b| b == b'\r' || b == b'\n'));
-            assert!(start + head_len <= limits().max_head_size);
-            let end = start + head_len;
-            assert_eq!(&wire[start..end], &a.as_bytes()[..]);
-            assert_eq!(&chunked.leftover[..], &wire[end..chunked.fed]);
+            check_head_position(limits(), &wire, a.as_bytes(), &whole, &chunked);
             check_accepted(a, &config(*flags));
         }
         (Err(a), Err(b)) => {

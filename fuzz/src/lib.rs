@@ -80,3 +80,22 @@ pub fn parse_head_chunked<T>(
         fed,
     }
 }
+
+/// Checks where a head parsed from `wire`, both whole and chunked, sits in
+/// it: after nothing but skipped empty lines (RFC 9112 §2.2), within the
+/// head-size limit together with them, and with the bytes that followed it
+/// left in each buffer.
+pub fn check_head_position<T>(
+    limits: Limits,
+    wire: &[u8],
+    head: &[u8],
+    whole: &HeadRun<T>,
+    chunked: &HeadRun<T>,
+) {
+    let start = wire.len() - whole.leftover.len() - head.len();
+    let end = start + head.len();
+    assert!(wire[..start].iter().all(|&b| b == b'\r' || b == b'\n'));
+    assert!(end <= limits.max_head_size);
+    assert_eq!(&wire[start..end], head);
+    assert_eq!(&chunked.leftover[..], &wire[end..chunked.fed]);
+}
