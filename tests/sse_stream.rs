@@ -31,6 +31,15 @@ async fn read_head(sock: &mut TcpStream) -> RequestHead {
     }
 }
 
+/// Accepts one connection on `l`, reads its request head and starts an
+/// event stream on it with `config`.
+async fn serve_one(l: &TcpListener, config: SseConfig) -> SseStream<TcpStream> {
+    let (mut sock, _) = l.accept().await.unwrap();
+    let head = read_head(&mut sock).await;
+    let req = accept(&head, &config).unwrap();
+    SseStream::start(sock, req, &config).await.unwrap()
+}
+
 fn head_of(raw: &str) -> RequestHead {
     let mut buf = BytesMut::from(raw.as_bytes());
     HeadParser::new(Limits::default())
@@ -57,11 +66,7 @@ fn fast_client() -> ClientConfig {
 async fn response_head_retry_events_and_end() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let (mut sock, _) = l.accept().await.unwrap();
-        let head = read_head(&mut sock).await;
-        let config = SseConfig::new().retry(Some(500));
-        let req = accept(&head, &config).unwrap();
-        let mut sse = SseStream::start(sock, req, &config).await.unwrap();
+        let mut sse = serve_one(&l, SseConfig::new().retry(Some(500))).await;
         sse.send(&Event::new("a\r\nb").with_id("1").unwrap())
             .await
             .unwrap();
@@ -97,11 +102,7 @@ async fn response_head_retry_events_and_end() {
 async fn http10_gets_a_close_delimited_body() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let (mut sock, _) = l.accept().await.unwrap();
-        let head = read_head(&mut sock).await;
-        let config = SseConfig::new();
-        let req = accept(&head, &config).unwrap();
-        let mut sse = SseStream::start(sock, req, &config).await.unwrap();
+        let mut sse = serve_one(&l, SseConfig::new()).await;
         sse.send(&Event::new("one")).await.unwrap();
         sse.finish().await.unwrap();
     });
@@ -214,11 +215,11 @@ async fn rejection_reaches_the_client_as_a_status() {
 async fn heartbeats_while_idle() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let (mut sock, _) = l.accept().await.unwrap();
-        let head = read_head(&mut sock).await;
-        let config = SseConfig::new().heartbeat(Some(Duration::from_millis(20)));
-        let req = accept(&head, &config).unwrap();
-        let mut sse = SseStream::start(sock, req, &config).await.unwrap();
+        let mut sse = serve_one(
+            &l,
+            SseConfig::new().heartbeat(Some(Duration::from_millis(20))),
+        )
+        .await;
         sse.send(&Event::new("first")).await.unwrap();
         // Runs until the client leaves.
         sse.idle().await.unwrap_err()
@@ -252,11 +253,7 @@ async fn heartbeats_while_idle() {
 async fn idle_notices_a_client_that_left() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let (mut sock, _) = l.accept().await.unwrap();
-        let head = read_head(&mut sock).await;
-        let config = SseConfig::new().heartbeat(None);
-        let req = accept(&head, &config).unwrap();
-        let mut sse = SseStream::start(sock, req, &config).await.unwrap();
+        let mut sse = serve_one(&l, SseConfig::new().heartbeat(None)).await;
         let why = sse.idle().await.unwrap_err();
         // Every later call reports the same.
         let again = sse.send(&Event::new("late")).await.unwrap_err();
@@ -277,11 +274,7 @@ async fn sending_to_a_client_that_left_fails() {
     let (l, addr) = listener().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        let (mut sock, _) = l.accept().await.unwrap();
-        let head = read_head(&mut sock).await;
-        let config = SseConfig::new().heartbeat(None);
-        let req = accept(&head, &config).unwrap();
-        let mut sse = SseStream::start(sock, req, &config).await.unwrap();
+        let mut sse = serve_one(&l, SseConfig::new().heartbeat(None)).await;
         rx.await.unwrap();
         let ev = Event::new("x".repeat(1024));
         for _ in 0..100_000 {
@@ -313,13 +306,13 @@ async fn slow_client_cannot_make_the_server_buffer() {
     let addr = l.local_addr().unwrap();
     const EVENT: usize = 1024;
     let server = tokio::spawn(async move {
-        let (mut sock, _) = l.accept().await.unwrap();
-        let head = read_head(&mut sock).await;
-        let config = SseConfig::new()
-            .heartbeat(None)
-            .write_timeout(Duration::from_millis(50));
-        let req = accept(&head, &config).unwrap();
-        let mut sse = SseStream::start(sock, req, &config).await.unwrap();
+        let mut sse = serve_one(
+            &l,
+            SseConfig::new()
+                .heartbeat(None)
+                .write_timeout(Duration::from_millis(50)),
+        )
+        .await;
         let ev = Event::new("x".repeat(EVENT));
         let mut sent = 0usize;
         loop {
