@@ -14,6 +14,20 @@ use rtwire::Error;
 const INTERVAL: Duration = Duration::from_millis(50);
 const TIMEOUT: Duration = Duration::from_millis(300);
 
+/// Reads frames without answering them until the server's close frame;
+/// returns the pings seen before it and the close code.
+async fn pings_until_close(c: &mut RawClient) -> (u32, u16) {
+    let mut pings = 0;
+    loop {
+        let f = c.frame().await;
+        match f.opcode {
+            OpCode::Ping => pings += 1,
+            OpCode::Close => return (pings, u16::from_be_bytes([f.payload[0], f.payload[1]])),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 fn keepalive_config() -> Config {
     Config::builder()
         .keepalive(INTERVAL, TIMEOUT)
@@ -59,15 +73,7 @@ async fn silent_peer_gets_1011_and_keepalive_timeout() {
     });
     let mut c = RawClient::connect(addr, "/", "").await;
     // Reads everything, answers nothing.
-    let mut pings = 0;
-    let code = loop {
-        let f = c.frame().await;
-        match f.opcode {
-            OpCode::Ping => pings += 1,
-            OpCode::Close => break u16::from_be_bytes([f.payload[0], f.payload[1]]),
-            other => panic!("unexpected {other:?}"),
-        }
-    };
+    let (pings, code) = pings_until_close(&mut c).await;
     assert_eq!(code, 1011);
     assert!(pings >= 2, "only {pings} pings before giving up");
     c.r.expect_eof_within(Duration::from_secs(2)).await;
@@ -91,15 +97,7 @@ async fn split_read_half_runs_keepalive_too() {
         rh.read_message().await
     });
     let mut c = RawClient::connect(addr, "/", "").await;
-    let mut pings = 0;
-    let code = loop {
-        let f = c.frame().await;
-        match f.opcode {
-            OpCode::Ping => pings += 1,
-            OpCode::Close => break u16::from_be_bytes([f.payload[0], f.payload[1]]),
-            other => panic!("unexpected {other:?}"),
-        }
-    };
+    let (pings, code) = pings_until_close(&mut c).await;
     assert_eq!(code, 1011);
     assert!(pings >= 2, "only {pings} pings");
     let r = bounded("server", server).await.unwrap();
