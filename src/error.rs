@@ -8,7 +8,9 @@
 use std::fmt;
 use std::io;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
+
+use crate::http::response::write_text_response;
 
 use crate::http::HeadError;
 use crate::ws::CloseCode;
@@ -205,40 +207,6 @@ impl HandshakeError {
             _ => "",
         };
         write_text_response(buf, status, extra, &body);
-    }
-}
-
-/// Writes a `status` response with a `text/plain` body and `Connection: close`.
-pub(crate) fn write_text_response(buf: &mut BytesMut, status: u16, extra: &str, body: &str) {
-    use std::fmt::Write as _;
-    let mut w = String::with_capacity(128 + body.len());
-    let _ = write!(
-        w,
-        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
-        reason_phrase(status),
-        body.len()
-    );
-    buf.put_slice(w.as_bytes());
-}
-
-/// The standard reason phrase for a status code.
-pub(crate) fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        426 => "Upgrade Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "Error",
     }
 }
 

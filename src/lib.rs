@@ -26,6 +26,7 @@
 pub mod error;
 pub mod http;
 pub mod sse;
+pub mod upgrade;
 pub mod ws;
 
 pub use error::{Error, HandshakeError, ProtocolError};

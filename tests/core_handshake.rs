@@ -8,9 +8,8 @@ use base64::Engine as _;
 use bytes::BytesMut;
 use proptest::prelude::*;
 use rtwire::http::{HeadError, HeadParser, Limits, RequestHead, ResponseHead};
-use rtwire::ws::handshake::{
-    accept, accept_key, ClientHandshake, OriginPolicy, Rejection, ServerConfig,
-};
+use rtwire::upgrade::{OriginPolicy, Rejection};
+use rtwire::ws::handshake::{accept, accept_key, ClientHandshake, ServerConfig};
 use rtwire::HandshakeError;
 
 const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";

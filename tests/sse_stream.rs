@@ -11,8 +11,9 @@ use rtwire::error::TimeoutKind;
 use rtwire::http::{HeadParser, Limits, RequestHead};
 use rtwire::sse::{
     accept, ClientConfig, ClientError, Decoder, DecoderLimits, Event, EventSource, ReplayStore,
-    SseClient, SseConfig, SseRejection, SseStream,
+    SseClient, SseConfig, SseStream,
 };
+use rtwire::upgrade::Rejection;
 use rtwire::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -161,14 +162,14 @@ fn typed_rejections() {
 
     let auth = SseConfig::new().auth(|h| match h.header_str("authorization") {
         Some("Bearer ok") => Ok(()),
-        _ => Err(SseRejection::unauthorized("token required")),
+        _ => Err(Rejection::unauthorized("token required")),
     });
     let anon = head_of("GET /s HTTP/1.1\r\n\r\n");
     assert_eq!(accept(&anon, &auth).unwrap_err().status(), 401);
     let ok = head_of("GET /s HTTP/1.1\r\nAuthorization: Bearer ok\r\n\r\n");
     assert!(accept(&ok, &auth).is_ok());
 
-    let origin = SseConfig::new().origin(rtwire::ws::handshake::OriginPolicy::AllowList(vec![
+    let origin = SseConfig::new().origin(rtwire::upgrade::OriginPolicy::AllowList(vec![
         "https://a.example".into(),
     ]));
     let evil = head_of("GET /s HTTP/1.1\r\nOrigin: https://evil.example\r\n\r\n");
@@ -198,7 +199,7 @@ async fn rejection_reaches_the_client_as_a_status() {
     let server = tokio::spawn(async move {
         let (mut sock, _) = l.accept().await.unwrap();
         let head = read_head(&mut sock).await;
-        let config = SseConfig::new().auth(|_| Err(SseRejection::forbidden("no")));
+        let config = SseConfig::new().auth(|_| Err(Rejection::forbidden("no")));
         let rej = accept(&head, &config).unwrap_err();
         rej.send(&mut sock).await.unwrap();
     });

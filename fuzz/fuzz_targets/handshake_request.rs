@@ -16,7 +16,8 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use rtwire::http::{has_token, trim, HeadParser, Limits, RequestHead};
-use rtwire::ws::handshake::{accept, accept_key, OriginPolicy, Rejection, ServerConfig};
+use rtwire::upgrade::{OriginPolicy, Rejection};
+use rtwire::ws::handshake::{accept, accept_key, ServerConfig};
 use rtwire::HandshakeError;
 use rtwire_fuzz::{check_head_position, parse_head_chunked};
 
@@ -97,7 +98,7 @@ fn check_accepted(req: &RequestHead, config: &ServerConfig) {
         resp.header_str("sec-websocket-protocol"),
         acc.subprotocol.as_deref()
     );
-    if let Some(tc) = &config.topics {
+    if let Some(tc) = config.topics() {
         assert!(acc.topics.len() <= tc.max_count);
         assert!(acc
             .topics

@@ -24,6 +24,7 @@
 
 mod head;
 mod parser;
+pub mod response;
 
 pub use head::{HeaderIter, RequestHead, ResponseHead};
 pub use parser::{HeadError, HeadParser, Limits};

@@ -1,116 +1,16 @@
 //! Checking a request for an event stream ([`accept`]): policy
-//! ([`SseConfig`]), `Last-Event-ID`, typed refusals ([`SseRejection`]) and
+//! ([`SseConfig`]), `Last-Event-ID`, typed refusals ([`Rejection`]) and
 //! the `200` response head.
 
 use std::fmt;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::write_text_response;
 use crate::http::RequestHead;
-use crate::ws::handshake::OriginPolicy;
-
-/// A refusal before the stream starts: an HTTP status and a short text body.
-///
-/// ```
-/// use bytes::BytesMut;
-/// use rtwire::sse::SseRejection;
-///
-/// let mut buf = BytesMut::new();
-/// SseRejection::unavailable(5).write_response(&mut buf);
-/// let text = std::str::from_utf8(&buf).unwrap();
-/// assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
-/// assert!(text.contains("\r\nRetry-After: 5\r\n"));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SseRejection {
-    status: u16,
-    reason: String,
-    retry_after: Option<u32>,
-}
-
-impl SseRejection {
-    /// Any status with `reason` as the body.
-    pub fn with_status(status: u16, reason: impl Into<String>) -> Self {
-        SseRejection {
-            status,
-            reason: reason.into(),
-            retry_after: None,
-        }
-    }
-
-    /// 400 Bad Request.
-    pub fn bad_request(reason: impl Into<String>) -> Self {
-        Self::with_status(400, reason)
-    }
-
-    /// 401 Unauthorized.
-    pub fn unauthorized(reason: impl Into<String>) -> Self {
-        Self::with_status(401, reason)
-    }
-
-    /// 403 Forbidden.
-    pub fn forbidden(reason: impl Into<String>) -> Self {
-        Self::with_status(403, reason)
-    }
-
-    /// 405 Method Not Allowed (with `Allow: GET`).
-    pub fn method_not_allowed() -> Self {
-        Self::with_status(405, "method must be GET")
-    }
-
-    /// 503 Service Unavailable with `Retry-After: secs`.
-    pub fn unavailable(secs: u32) -> Self {
-        SseRejection {
-            retry_after: Some(secs),
-            ..Self::with_status(503, "too many streams")
-        }
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    /// The body text.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-
-    /// Appends the complete response (with `Connection: close`) to `buf`.
-    pub fn write_response(&self, buf: &mut BytesMut) {
-        let extra = match (self.status, self.retry_after) {
-            (405, _) => "Allow: GET\r\n".to_owned(),
-            (_, Some(s)) => format!("Retry-After: {s}\r\n"),
-            _ => String::new(),
-        };
-        write_text_response(buf, self.status, &extra, &self.reason);
-    }
-
-    /// Writes the response to `io` and shuts its write side down.
-    pub async fn send<S: AsyncWrite + Unpin>(&self, io: &mut S) -> io::Result<()> {
-        let mut buf = BytesMut::new();
-        self.write_response(&mut buf);
-        io.write_all(&buf).await?;
-        io.shutdown().await
-    }
-}
-
-impl fmt::Display for SseRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status, self.reason)
-    }
-}
-
-impl std::error::Error for SseRejection {}
-
-/// An authorization hook: sees the request head and may refuse the stream.
-pub type SseAuthHook = Arc<dyn Fn(&RequestHead) -> Result<(), SseRejection> + Send + Sync>;
+use crate::upgrade::{OriginPolicy, Policy, Rejection};
 
 /// Server-side SSE policy and timings.
 ///
@@ -149,10 +49,9 @@ pub struct SseConfig {
     /// A write that makes no progress for this long fails with
     /// `Error::Timeout(TimeoutKind::Write)`.
     pub write_timeout: Duration,
-    /// Which `Origin` values are allowed (403 otherwise).
-    pub origin: OriginPolicy,
-    /// Authorization hook, run after the method and origin checks.
-    pub auth: Option<SseAuthHook>,
+    /// Origin policy (403 otherwise) and authorization hook, run after the
+    /// method check.
+    pub policy: Policy,
     streams: Option<Arc<Semaphore>>,
 }
 
@@ -164,8 +63,7 @@ impl Default for SseConfig {
             heartbeat: Some(Duration::from_secs(15)),
             retry: None,
             write_timeout: Duration::from_secs(10),
-            origin: OriginPolicy::AllowAll,
-            auth: None,
+            policy: Policy::new(),
             streams: None,
         }
     }
@@ -179,8 +77,7 @@ impl fmt::Debug for SseConfig {
             .field("heartbeat", &self.heartbeat)
             .field("retry", &self.retry)
             .field("write_timeout", &self.write_timeout)
-            .field("origin", &self.origin)
-            .field("auth", &self.auth.as_ref().map(|_| ".."))
+            .field("policy", &self.policy)
             .field("streams", &self.streams)
             .finish()
     }
@@ -218,16 +115,23 @@ impl SseConfig {
 
     /// Sets the origin policy.
     pub fn origin(mut self, policy: OriginPolicy) -> Self {
-        self.origin = policy;
+        self.policy = self.policy.origin(policy);
         self
     }
 
     /// Sets the authorization hook.
     pub fn auth<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&RequestHead) -> Result<(), SseRejection> + Send + Sync + 'static,
+        F: Fn(&RequestHead) -> Result<(), Rejection> + Send + Sync + 'static,
     {
-        self.auth = Some(Arc::new(hook));
+        self.policy = self.policy.auth(hook);
+        self
+    }
+
+    /// Sets origin policy and hook at once (e.g. one [`Policy`] shared with
+    /// a WebSocket endpoint).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -284,23 +188,18 @@ impl SseRequest {
 /// let req = accept(&head, &SseConfig::new()).unwrap();
 /// assert_eq!(req.last_event_id(), Some("41"));
 /// ```
-pub fn accept(head: &RequestHead, config: &SseConfig) -> Result<SseRequest, SseRejection> {
+pub fn accept(head: &RequestHead, config: &SseConfig) -> Result<SseRequest, Rejection> {
     if head.method() != "GET" {
-        return Err(SseRejection::method_not_allowed());
+        return Err(Rejection::method_not_allowed());
     }
-    if !config.origin.allows_request(head) {
-        return Err(SseRejection::forbidden("origin not allowed"));
-    }
-    if let Some(hook) = &config.auth {
-        hook(head)?;
-    }
+    config.policy.check(head)?;
     let last_event_id = match head.header("last-event-id") {
         Some(raw) => Some(valid_id(raw, config)?),
         None => match &config.last_event_id_param {
             Some(p) => match head.query_param(p) {
                 Some(v) => Some(valid_id(v.as_bytes(), config)?),
                 None if head.query().is_some_and(|q| has_param(q, p)) => {
-                    return Err(SseRejection::bad_request("invalid last event id"))
+                    return Err(Rejection::bad_request("invalid last event id"))
                 }
                 None => None,
             },
@@ -312,7 +211,7 @@ pub fn accept(head: &RequestHead, config: &SseConfig) -> Result<SseRequest, SseR
         Some(sem) => Some(
             Arc::clone(sem)
                 .try_acquire_owned()
-                .map_err(|_| SseRejection::unavailable(1))?,
+                .map_err(|_| Rejection::unavailable(1))?,
         ),
         None => None,
     };
@@ -330,8 +229,8 @@ fn has_param(query: &str, param: &str) -> bool {
         .any(|kv| kv.split_once('=').map_or(kv, |(k, _)| k) == param)
 }
 
-fn valid_id(raw: &[u8], config: &SseConfig) -> Result<String, SseRejection> {
-    let bad = || SseRejection::bad_request("invalid last event id");
+fn valid_id(raw: &[u8], config: &SseConfig) -> Result<String, Rejection> {
+    let bad = || Rejection::bad_request("invalid last event id");
     if raw.len() > config.max_last_event_id_len || raw.contains(&0) {
         return Err(bad());
     }

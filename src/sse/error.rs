@@ -8,7 +8,7 @@
 //! The server side ([`SseStream`](super::SseStream)) returns
 //! [`crate::Error`]: `Io`, `Timeout(TimeoutKind::Write)` or
 //! `ConnectionClosed`; refusals before the stream starts are
-//! [`SseRejection`](super::SseRejection)s.
+//! [`Rejection`](crate::upgrade::Rejection)s.
 
 use std::fmt;
 use std::io;

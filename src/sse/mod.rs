@@ -35,7 +35,7 @@ mod event;
 mod store;
 mod stream;
 
-pub use accept::{accept, SseAuthHook, SseConfig, SseRejection, SseRequest};
+pub use accept::{accept, SseConfig, SseRequest};
 pub use client::{ClientConfig, EventSource, SseClient};
 pub use decoder::{Decoder, DecoderLimits};
 pub use encoder::{EncodedEvent, Encoder, KEEPALIVE};

@@ -194,7 +194,7 @@ impl ConfigBuilder {
         S: Into<String>,
     {
         let p: Vec<String> = protocols.into_iter().map(Into::into).collect();
-        self.0.server.subprotocols = p.clone();
+        self.0.server = std::mem::take(&mut self.0.server).subprotocols(p.clone());
         self.0.client_subprotocols = p;
         self
     }
