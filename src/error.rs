@@ -261,6 +261,56 @@ pub enum TimeoutKind {
     Keepalive,
 }
 
+/// A call the API does not allow in the connection's current state, or
+/// with these arguments. Nothing was sent; the connection is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// A control frame that is not final or carries more than 125 bytes.
+    InvalidControlFrame,
+    /// A close code that must not appear on the wire (1005, 1006, 1015,
+    /// and anything outside 1000-1003, 1007-1014 and 3000-4999).
+    InvalidCloseCode(u16),
+    /// A close payload of one byte or with a reason that is not UTF-8.
+    InvalidClosePayload,
+    /// RSV bits set, but no extension that uses them was negotiated.
+    ReservedBits,
+    /// A continuation frame with no fragmented message open, or a new text
+    /// or binary frame while one is open.
+    FragmentOrder,
+    /// Pre-encoded frames are unmasked: only a server may send them.
+    EncodedFramesNeedServerRole,
+    /// `read_message` called while `read_frame` has returned part of a
+    /// fragmented message (or the other way round): the message would be
+    /// delivered without its first fragments.
+    MessageInProgress,
+    /// A URL that is not `ws://host[:port][/path][?query]` (or `wss://`).
+    InvalidUrl,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::InvalidControlFrame => {
+                f.write_str("control frames must be final and at most 125 bytes")
+            }
+            UsageError::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
+            UsageError::InvalidClosePayload => f.write_str("invalid close payload"),
+            UsageError::ReservedBits => f.write_str("RSV bits set without a negotiated extension"),
+            UsageError::FragmentOrder => f.write_str("data frame out of fragmentation order"),
+            UsageError::EncodedFramesNeedServerRole => {
+                f.write_str("pre-encoded frames are unmasked: server role only")
+            }
+            UsageError::MessageInProgress => f.write_str(
+                "a fragmented message is in progress on the other read API (read_frame vs read_message)",
+            ),
+            UsageError::InvalidUrl => f.write_str("URL must be ws://host[:port][/path]"),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// The error type of the async shell.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -279,6 +329,9 @@ pub enum Error {
     ConnectionClosed,
     /// A data message was sent after our close frame.
     AlreadyClosing,
+    /// The call is not allowed now or with these arguments (nothing was
+    /// sent).
+    Usage(UsageError),
     /// (De)serialization failed (`serde` feature).
     #[cfg(feature = "serde")]
     Json(serde_json::Error),
@@ -293,6 +346,7 @@ impl fmt::Display for Error {
             Error::Timeout(k) => write!(f, "{k:?} timeout"),
             Error::ConnectionClosed => f.write_str("connection closed"),
             Error::AlreadyClosing => f.write_str("close already sent"),
+            Error::Usage(e) => write!(f, "usage error: {e}"),
             #[cfg(feature = "serde")]
             Error::Json(e) => write!(f, "JSON error: {e}"),
         }
@@ -305,6 +359,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Protocol(e) => Some(e),
             Error::Handshake(e) => Some(e),
+            Error::Usage(e) => Some(e),
             #[cfg(feature = "serde")]
             Error::Json(e) => Some(e),
             _ => None,
@@ -321,6 +376,12 @@ impl From<io::Error> for Error {
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         Error::Protocol(e)
+    }
+}
+
+impl From<UsageError> for Error {
+    fn from(e: UsageError) -> Self {
+        Error::Usage(e)
     }
 }
 

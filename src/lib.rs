@@ -29,4 +29,4 @@ pub mod sse;
 pub mod upgrade;
 pub mod ws;
 
-pub use error::{Error, HandshakeError, ProtocolError};
+pub use error::{Error, HandshakeError, ProtocolError, UsageError};

@@ -5,7 +5,11 @@
 //! TCP on a current-thread runtime, driven from one task (no spawns inside
 //! the window). After a warm-up, 10,000 round trips of 16-byte frames must
 //! cost far fewer allocations than frames: the read arena takes a new
-//! 256 KiB block now and then (amortized), nothing else should allocate.
+//! 256 KiB block now and then, and small payloads are copied into a 4 KiB
+//! per-thread slab (so a message the application keeps pins 4 KiB at most,
+//! not an arena block): two allocations per slab, one slab per 256 16-byte
+//! payloads, two payloads read per round trip. Nothing else should
+//! allocate.
 
 mod conn_support;
 
@@ -127,9 +131,10 @@ fn steady_state_round_trips_do_not_allocate_per_frame() {
             }
         })
         .await;
-        // 4 frames written and read per round trip.
+        // 4 frames written and read per round trip; the slab alone costs
+        // 2 × 2N / 256 = N / 64.
         assert!(
-            allocs < N / 100,
+            allocs < N / 50,
             "{allocs} allocations for {N} frame round trips"
         );
 
@@ -143,7 +148,7 @@ fn steady_state_round_trips_do_not_allocate_per_frame() {
         })
         .await;
         assert!(
-            allocs < N / 100,
+            allocs < N / 50,
             "{allocs} allocations for {N} message round trips"
         );
     });

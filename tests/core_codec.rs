@@ -239,7 +239,7 @@ proptest! {
         mut cuts in proptest::collection::vec(0usize..600, 0..10),
     ) {
         let role = if client_role { Role::Client } else { Role::Server };
-        let limits = Limits { max_frame_size: frame, max_message_size: message, max_fragments: fragments };
+        let limits = Limits::default().max_frame_size(frame).max_message_size(message).max_fragments(fragments);
         let mut dec = Decoder::new(role, limits);
         dec.set_allowed_rsv(rsv);
         cuts.sort_unstable();
@@ -483,11 +483,10 @@ fn control_frames_between_fragments_are_fine() {
 fn limited(frame: usize, message: usize, fragments: usize) -> Decoder {
     Decoder::new(
         Role::Server,
-        Limits {
-            max_frame_size: frame,
-            max_message_size: message,
-            max_fragments: fragments,
-        },
+        Limits::default()
+            .max_frame_size(frame)
+            .max_message_size(message)
+            .max_fragments(fragments),
     )
 }
 

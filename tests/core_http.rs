@@ -181,7 +181,7 @@ proptest! {
         mut cuts in proptest::collection::vec(0usize..300, 0..8),
     ) {
         cuts.sort_unstable();
-        let limits = Limits { max_head_size: 200, max_headers: 4 };
+        let limits = Limits::default().max_head_size(200).max_headers(4);
         let whole = HeadParser::new(limits).parse_request(&mut BytesMut::from(&wire[..]));
         let mut parser = HeadParser::new(limits);
         let mut buf = BytesMut::new();
@@ -228,10 +228,9 @@ fn big_head(size: usize, line: usize) -> Vec<u8> {
 /// 64 KiB head fed byte by byte scans about as many bytes as fed whole.
 #[test]
 fn linear_time_64k_head_byte_by_byte() {
-    let limits = Limits {
-        max_head_size: 128 * 1024,
-        max_headers: 10_000,
-    };
+    let limits = Limits::default()
+        .max_head_size(128 * 1024)
+        .max_headers(10_000);
     // Long lines and very short ones (the most line feeds per byte).
     for line in [100, 6] {
         let head = big_head(64 * 1024, line);
@@ -415,10 +414,7 @@ fn leading_empty_lines_before_the_request_line_are_ignored() {
 /// nothing but CRLFs is refused with 431 instead of being read forever.
 #[test]
 fn endless_empty_lines_before_the_request_line_hit_the_head_limit() {
-    let limits = Limits {
-        max_head_size: 64,
-        max_headers: 8,
-    };
+    let limits = Limits::default().max_head_size(64).max_headers(8);
     let mut parser = HeadParser::new(limits);
     let mut buf = BytesMut::new();
     let mut fed = 0;

@@ -133,11 +133,10 @@ fuzz_target!(|data: &[u8]| {
             Role::Client
         },
         rsv: (flags >> 1) & 0x7,
-        limits: Limits {
-            max_frame_size: usize::from(*frame) * 2,
-            max_message_size: usize::from(*message) * 4,
-            max_fragments: usize::from(fragments % 32),
-        },
+        limits: Limits::default()
+            .max_frame_size(usize::from(*frame) * 2)
+            .max_message_size(usize::from(*message) * 4)
+            .max_fragments(usize::from(fragments % 32)),
     };
     let whole = run(&setup, wire, &[]);
     let chunked = run(&setup, wire, sizes);

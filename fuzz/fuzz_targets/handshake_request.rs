@@ -48,10 +48,7 @@ fn config(flags: u8) -> ServerConfig {
 }
 
 fn limits() -> Limits {
-    Limits {
-        max_head_size: 2048,
-        max_headers: 24,
-    }
+    Limits::default().max_head_size(2048).max_headers(24)
 }
 
 /// Parses `out` back as a response and returns it with its body.

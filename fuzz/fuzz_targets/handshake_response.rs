@@ -21,10 +21,7 @@ const OFFERED: [&str; 2] = ["chat", "superchat"];
 const PLACEHOLDER: &[u8] = b"{ACCEPT}";
 
 fn limits() -> Limits {
-    Limits {
-        max_head_size: 2048,
-        max_headers: 24,
-    }
+    Limits::default().max_head_size(2048).max_headers(24)
 }
 
 fn substitute(wire: &[u8], accept: &[u8]) -> Vec<u8> {

@@ -7,6 +7,7 @@ use super::head::{span_of, HeaderSpans, RequestHead, ResponseHead};
 
 /// Limits on a head. Defaults: 16 KiB head, 64 header fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Maximum size of a head in bytes, including the request/status line,
     /// the final blank line and any empty lines skipped before the start
@@ -23,6 +24,25 @@ impl Default for Limits {
             max_head_size: 16 * 1024,
             max_headers: 64,
         }
+    }
+}
+
+impl Limits {
+    /// Sets the largest head, in bytes.
+    ///
+    /// ```
+    /// let limits = rtwire::http::Limits::default().max_head_size(4096).max_headers(32);
+    /// assert_eq!((limits.max_head_size, limits.max_headers), (4096, 32));
+    /// ```
+    pub fn max_head_size(mut self, n: usize) -> Self {
+        self.max_head_size = n;
+        self
+    }
+
+    /// Sets the most header fields.
+    pub fn max_headers(mut self, n: usize) -> Self {
+        self.max_headers = n;
+        self
     }
 }
 

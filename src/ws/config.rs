@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::codec::Limits;
 use super::handshake::ServerConfig;
+use super::limits::Limits;
 use super::message::Message;
 
 /// Keepalive: ping when the peer has been quiet for `interval`; fail the
@@ -13,6 +13,7 @@ use super::message::Message;
 /// Keepalive runs inside the read calls (`read_frame` / `read_message`), so
 /// it needs a task that keeps reading, as every WebSocket application has.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Keepalive {
     /// Quiet time before a ping is sent.
     pub interval: Duration,
@@ -52,6 +53,7 @@ pub struct Keepalive {
 /// assert_eq!(config.limits.max_message_size, 1 << 20);
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// Frame, message and fragment limits.
     pub limits: Limits,

@@ -1,28 +1,33 @@
 //! WebSocket (RFC 6455).
 //!
-//! The sans-IO core: [`FrameHeader`], [`Decoder`], [`Encoder`],
-//! [`apply_mask`], [`Utf8Validator`], [`CloseCode`] and the
-//! [`handshake`]. The async shell is [`Conn`].
+//! The sans-IO core, in the order bytes flow through it:
+//! [`FrameHeader`] and [`Frame`] (`frame`), [`Decoder`] (`decoder`: role
+//! checks, [`Limits`], [`apply_mask`], [`Utf8Validator`]), [`Encoder`]
+//! (`encoder`), [`CloseCode`] (`close`), [`Message`] (`message`), and the
+//! opening [`handshake`]. The async shell is [`Conn`] (`conn/`), configured
+//! by [`Config`].
 
 mod close;
-pub(crate) mod codec;
 mod config;
 mod conn;
-mod core;
+mod decoder;
+mod encoder;
 mod frame;
 pub mod handshake;
-mod io;
+mod limits;
 mod mask;
 mod message;
-mod split;
+mod role;
 mod utf8;
 
 pub use close::{close_payload, parse_close_payload, CloseCode, CloseFrame};
-pub use codec::{Decoder, Encoder, Limits, Role};
 pub use config::{Config, ConfigBuilder, Keepalive};
-pub use conn::{read_request_head, reject, Conn, HeadAndRest};
+pub use conn::{read_request_head, reject, Conn, HeadAndRest, ReadHalf, ReuniteError, WriteHalf};
+pub use decoder::Decoder;
+pub use encoder::Encoder;
 pub use frame::{Frame, FrameHeader, OpCode, MAX_HEADER_LEN};
+pub use limits::Limits;
 pub use mask::{apply_mask, apply_mask_bytes};
 pub use message::{Message, Utf8Bytes};
-pub use split::{ReadHalf, WriteHalf};
+pub use role::Role;
 pub use utf8::{Utf8Error, Utf8Validator};

@@ -52,7 +52,7 @@ impl ClientHandshake {
         if !all_ok {
             return Err(bad);
         }
-        let nonce = crate::ws::codec::random_16();
+        let nonce = crate::ws::encoder::random_16();
         let mut key = [0u8; 24];
         let _ = STANDARD.encode_slice(nonce, &mut key);
         let path = if path.is_empty() { "/" } else { path };

@@ -1,56 +1,15 @@
-//! The sans-IO frame decoder and encoder.
+//! The sans-IO frame decoder: bytes from the peer → [`Frame`]s, with role
+//! checks, limits, in-place unmasking and incremental UTF-8 validation.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 
 use super::close::parse_close_payload;
-use super::frame::{Frame, FrameHeader, OpCode, MAX_HEADER_LEN};
+use super::frame::{Frame, FrameHeader, OpCode};
+use super::limits::Limits;
 use super::mask::apply_mask;
+use super::role::Role;
 use super::utf8::Utf8Validator;
 use crate::error::ProtocolError;
-
-/// Which end of the connection this codec serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Server: receives masked frames, sends unmasked frames.
-    Server,
-    /// Client: receives unmasked frames, sends masked frames.
-    Client,
-}
-
-/// Size limits enforced while decoding. Every limit is checked against the
-/// declared length *before* any memory is committed for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest frame payload accepted. Default 16 MiB. Over it: 1009.
-    pub max_frame_size: usize,
-    /// Largest message (sum of its frames' payloads). Default 64 MiB.
-    /// Over it: 1009.
-    pub max_message_size: usize,
-    /// Most frames in one message. Default 100,000: a flood of empty
-    /// continuation frames ends with 1009 instead of spinning forever.
-    pub max_fragments: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_frame_size: 16 << 20,
-            max_message_size: 64 << 20,
-            max_fragments: 100_000,
-        }
-    }
-}
-
-impl Limits {
-    /// Limits that accept anything up to `usize::MAX` (for trusted peers).
-    pub fn unlimited() -> Self {
-        Limits {
-            max_frame_size: usize::MAX,
-            max_message_size: usize::MAX,
-            max_fragments: usize::MAX,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Current {
@@ -272,133 +231,4 @@ impl Decoder {
             payload,
         }))
     }
-}
-
-/// A fast, non-cryptographic generator for masking keys (xorshift64*),
-/// seeded per encoder from the process's random hasher keys.
-#[derive(Debug, Clone)]
-struct MaskKeys(u64);
-
-impl MaskKeys {
-    fn new() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        MaskKeys(h.finish() | 1)
-    }
-
-    fn next(&mut self) -> [u8; 4] {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        ((v >> 32) as u32).to_ne_bytes()
-    }
-}
-
-/// Turns frames into bytes for the peer.
-///
-/// A server encoder writes unmasked frames; a client encoder masks every
-/// frame with a fresh key.
-///
-/// ```
-/// use bytes::BytesMut;
-/// use rtwire::ws::{Encoder, Frame, Role};
-/// let mut enc = Encoder::new(Role::Server);
-/// let mut out = BytesMut::new();
-/// enc.encode(&Frame::text("Hello"), &mut out);
-/// assert_eq!(&out[..], &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
-/// ```
-#[derive(Debug, Clone)]
-pub struct Encoder {
-    role: Role,
-    keys: MaskKeys,
-}
-
-impl Encoder {
-    /// An encoder for `role`.
-    pub fn new(role: Role) -> Self {
-        Encoder {
-            role,
-            keys: MaskKeys::new(),
-        }
-    }
-
-    /// The role.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
-    /// The header for a frame of `len` payload bytes: masked with a fresh
-    /// key in the client role.
-    pub fn header(&mut self, fin: bool, rsv: u8, opcode: OpCode, len: usize) -> FrameHeader {
-        FrameHeader {
-            fin,
-            rsv,
-            opcode,
-            mask: match self.role {
-                Role::Client => Some(self.keys.next()),
-                Role::Server => None,
-            },
-            payload_len: len as u64,
-        }
-    }
-
-    /// Appends the whole frame (header and payload, masked in the client
-    /// role) to `out`.
-    pub fn encode(&mut self, frame: &Frame, out: &mut BytesMut) {
-        self.encode_parts(frame.fin, frame.rsv, frame.opcode, &frame.payload, out);
-    }
-
-    /// Appends a frame built from its parts to `out`.
-    pub fn encode_parts(
-        &mut self,
-        fin: bool,
-        rsv: u8,
-        opcode: OpCode,
-        payload: &[u8],
-        out: &mut BytesMut,
-    ) {
-        let h = self.header(fin, rsv, opcode, payload.len());
-        let mut hdr = [0u8; MAX_HEADER_LEN];
-        let n = h.encode(&mut hdr);
-        out.reserve(n + payload.len());
-        out.put_slice(&hdr[..n]);
-        let start = out.len();
-        out.put_slice(payload);
-        if let Some(key) = h.mask {
-            apply_mask(&mut out[start..], key, 0);
-        }
-    }
-
-    /// Appends only the header of `frame` to `out` and returns `true` when
-    /// the payload can be written as it is after it (server role: a
-    /// vectored write with no copy). In the client role the payload must be
-    /// masked, so nothing is written and `false` is returned: use
-    /// [`encode`](Self::encode).
-    pub fn encode_header_for_vectored(&mut self, frame: &Frame, out: &mut BytesMut) -> bool {
-        if self.role == Role::Client {
-            return false;
-        }
-        let h = self.header(frame.fin, frame.rsv, frame.opcode, frame.payload.len());
-        let mut hdr = [0u8; MAX_HEADER_LEN];
-        let n = h.encode(&mut hdr);
-        out.put_slice(&hdr[..n]);
-        true
-    }
-}
-
-/// 16 random bytes for a handshake nonce (not cryptographic: the RFC needs
-/// unpredictability against caches, not secrecy).
-pub(crate) fn random_16() -> [u8; 16] {
-    let mut g = MaskKeys::new();
-    let mut out = [0u8; 16];
-    for chunk in out.chunks_exact_mut(4) {
-        chunk.copy_from_slice(&g.next());
-    }
-    out
 }

@@ -1,0 +1,299 @@
+//! The write queue: frames → encoded bytes waiting for the socket, written
+//! coalesced or vectored, in exactly the order they were queued.
+//!
+//! Small frames are encoded into one coalescing buffer, so a burst of
+//! replies goes out in one write. A payload of at least the vectored
+//! threshold (server role) is not copied: its header is encoded into the
+//! buffer, everything coalesced so far (header included) becomes a segment,
+//! and the payload `Bytes` becomes the next one. The invariant that makes
+//! the order right: **every segment precedes the coalescing buffer**, and a
+//! write offers the buffer only after *all* segments.
+//!
+//! The queue also keeps the per-direction protocol state every writer must
+//! respect: whether our close frame is queued (nothing may follow it),
+//! whether a fragmented data message is in progress (a new message may not
+//! start inside it, so a keepalive *message* waits for its end), and the
+//! outgoing-frame checks.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWrite;
+
+use crate::error::{Error, UsageError};
+use crate::ws::close::parse_close_payload;
+use crate::ws::encoder::Encoder;
+use crate::ws::frame::{Frame, OpCode};
+use crate::ws::role::Role;
+
+/// Release the coalescing buffer after a flush when it grew beyond this.
+const KEEP_WRITE_CAPACITY: usize = 64 * 1024;
+/// Most slices offered to one vectored write.
+const MAX_SLICES: usize = 64;
+
+/// Encoded frames waiting to be written, and the outgoing protocol state.
+#[derive(Debug)]
+pub(crate) struct WriteQueue {
+    encoder: Encoder,
+    /// Frames encoded in full, after every segment.
+    buf: BytesMut,
+    /// Segments ahead of `buf`: coalesced bytes and zero-copy payloads.
+    segments: VecDeque<Bytes>,
+    /// Bytes in `segments`.
+    queued: usize,
+    vectored_threshold: usize,
+    /// Bytes written so far (progress, for the write timeout).
+    written: u64,
+    close_sent: bool,
+    /// A data frame without FIN was queued: a fragmented message is open.
+    in_message: bool,
+    /// A keepalive message waiting for the open message to end.
+    deferred: Option<Frame>,
+}
+
+impl WriteQueue {
+    /// A queue for `role`; payloads of at least `vectored_threshold` bytes
+    /// are written without a copy (server role only: a client masks).
+    pub(crate) fn new(role: Role, vectored_threshold: usize) -> Self {
+        WriteQueue {
+            encoder: Encoder::new(role),
+            buf: BytesMut::new(),
+            segments: VecDeque::new(),
+            queued: 0,
+            vectored_threshold: if role == Role::Server {
+                vectored_threshold.max(1)
+            } else {
+                usize::MAX
+            },
+            written: 0,
+            close_sent: false,
+            in_message: false,
+            deferred: None,
+        }
+    }
+
+    /// Coalesces everything (for streams that cannot write vectored).
+    pub(crate) fn disable_vectored(&mut self) {
+        self.vectored_threshold = usize::MAX;
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn buffered(&self) -> usize {
+        self.queued + self.buf.len()
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Whether our close frame is queued or sent.
+    pub(crate) fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Checks that `frame` may be queued now: nothing after our close, a
+    /// valid control frame, no RSV bits (no extension is negotiated), and
+    /// data frames in a valid fragmentation order.
+    pub(crate) fn check(&self, frame: &Frame) -> Result<(), Error> {
+        if self.close_sent {
+            return Err(if frame.opcode == OpCode::Close {
+                Error::ConnectionClosed
+            } else {
+                Error::AlreadyClosing
+            });
+        }
+        if frame.rsv != 0 {
+            return Err(Error::Usage(UsageError::ReservedBits));
+        }
+        match frame.opcode {
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                if !frame.fin || frame.payload.len() > 125 {
+                    return Err(Error::Usage(UsageError::InvalidControlFrame));
+                }
+                if frame.opcode == OpCode::Close {
+                    match parse_close_payload(&frame.payload) {
+                        Ok(_) => {}
+                        Err(crate::ProtocolError::InvalidCloseCode(c)) => {
+                            return Err(Error::Usage(UsageError::InvalidCloseCode(c)))
+                        }
+                        Err(_) => return Err(Error::Usage(UsageError::InvalidClosePayload)),
+                    }
+                }
+            }
+            OpCode::Continuation if !self.in_message => {
+                return Err(Error::Usage(UsageError::FragmentOrder));
+            }
+            OpCode::Text | OpCode::Binary if self.in_message => {
+                return Err(Error::Usage(UsageError::FragmentOrder));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Queues a frame that passed [`check`](Self::check).
+    pub(crate) fn start_send(&mut self, frame: &Frame) {
+        match frame.opcode {
+            OpCode::Close => self.close_sent = true,
+            OpCode::Ping | OpCode::Pong => {}
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => self.in_message = !frame.fin,
+        }
+        self.push(frame);
+        if !self.in_message {
+            if let Some(d) = self.deferred.take() {
+                self.push(&d);
+            }
+        }
+    }
+
+    /// Queues a control reply of the read side (a pong); dropped once our
+    /// close is queued (nothing may follow it).
+    pub(crate) fn push_reply(&mut self, frame: &Frame) {
+        if !self.close_sent {
+            self.push(frame);
+        }
+    }
+
+    /// Queues our close frame unless one is queued already.
+    pub(crate) fn push_close(&mut self, frame: &Frame) {
+        if !self.close_sent {
+            self.close_sent = true;
+            self.push(frame);
+        }
+    }
+
+    /// Queues a keepalive ping or message. A message is held back while a
+    /// fragmented message is open (it would land between its fragments)
+    /// and sent right after its last fragment.
+    pub(crate) fn push_keepalive(&mut self, frame: Frame) {
+        if self.close_sent {
+            return;
+        }
+        if self.in_message && !frame.opcode.is_control() {
+            self.deferred = Some(frame);
+        } else {
+            self.push(&frame);
+        }
+    }
+
+    /// Queues bytes that are already one or more complete frames.
+    pub(crate) fn push_encoded(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        if bytes.len() >= self.vectored_threshold {
+            self.seal_buf();
+            self.queued += bytes.len();
+            self.segments.push_back(bytes);
+        } else {
+            self.buf.extend_from_slice(&bytes);
+        }
+    }
+
+    fn push(&mut self, frame: &Frame) {
+        if frame.payload.len() >= self.vectored_threshold
+            && self
+                .encoder
+                .encode_header_for_vectored(frame, &mut self.buf)
+        {
+            self.seal_buf();
+            self.queued += frame.payload.len();
+            self.segments.push_back(frame.payload.clone());
+            return;
+        }
+        self.encoder.encode(frame, &mut self.buf);
+    }
+
+    /// Moves the coalesced bytes into a segment, so that what is queued
+    /// next goes after them.
+    fn seal_buf(&mut self) {
+        if !self.buf.is_empty() {
+            let head = self.buf.split().freeze();
+            self.queued += head.len();
+            self.segments.push_back(head);
+        }
+    }
+
+    /// Writes until at most `below` bytes are queued; with `below == 0`,
+    /// also flushes the stream. Cancel-safe: progress is recorded as it is
+    /// made, and nothing is ever written twice or out of order.
+    pub(crate) fn poll_drain<W: AsyncWrite + Unpin + ?Sized>(
+        &mut self,
+        io: &mut W,
+        cx: &mut Context<'_>,
+        below: usize,
+    ) -> Poll<io::Result<()>> {
+        while self.buffered() > below {
+            let n = ready!(self.poll_write_once(io, cx))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.advance(n);
+        }
+        if below == 0 {
+            ready!(Pin::new(&mut *io).poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// One write of the front of the queue. Called only when something is
+    /// queued; never offers an empty slice first.
+    fn poll_write_once<W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        io: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let io = Pin::new(io);
+        if self.segments.is_empty() {
+            return io.poll_write(cx, &self.buf);
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for seg in self.segments.iter().take(MAX_SLICES) {
+            slices[count] = IoSlice::new(seg);
+            count += 1;
+        }
+        // The buffer comes after every segment: offer it only when all of
+        // them are offered too.
+        if count < MAX_SLICES && count == self.segments.len() && !self.buf.is_empty() {
+            slices[count] = IoSlice::new(&self.buf);
+            count += 1;
+        }
+        if count == 1 {
+            return io.poll_write(cx, &slices[0]);
+        }
+        io.poll_write_vectored(cx, &slices[..count])
+    }
+
+    /// Credits `n` written bytes to the queue, front first.
+    fn advance(&mut self, mut n: usize) {
+        self.written += n as u64;
+        while n > 0 {
+            let Some(front) = self.segments.front_mut() else {
+                // A stream never reports more than it was offered; clamp
+                // anyway rather than panic on a broken one.
+                let k = n.min(self.buf.len());
+                self.buf.advance(k);
+                break;
+            };
+            let k = n.min(front.len());
+            front.advance(k);
+            self.queued -= k;
+            n -= k;
+            if front.is_empty() {
+                self.segments.pop_front();
+            }
+        }
+        if self.buffered() == 0 {
+            if self.buf.capacity() > KEEP_WRITE_CAPACITY {
+                self.buf = BytesMut::new();
+            } else {
+                self.buf.clear();
+            }
+        }
+    }
+}

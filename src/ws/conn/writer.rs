@@ -1,0 +1,125 @@
+//! The write API shared by [`Conn`](super::Conn) and
+//! [`WriteHalf`](super::WriteHalf), with `futures::Sink`'s cancel-safety
+//! contract: a feed first waits for room (the high-water mark), then queues
+//! the frame in one synchronous step. A feed that is cancelled has queued
+//! nothing; one that returned `Ok` has queued its frame, which goes out with
+//! the next flush or read wait.
+
+use std::future::poll_fn;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+
+use super::deadline::Deadline;
+use super::wire::{Settings, Wire, WriteStall};
+use crate::error::{Error, UsageError};
+use crate::ws::frame::{Frame, OpCode};
+use crate::ws::message::Message;
+use crate::ws::role::Role;
+
+/// A borrowed view of one connection's write side.
+pub(crate) struct Writer<'a, W> {
+    pub(crate) wire: W,
+    pub(crate) deadline: &'a mut Deadline,
+    pub(crate) stall: &'a mut WriteStall,
+    pub(crate) settings: Settings,
+    pub(crate) role: Role,
+    /// The connection is finished (a whole `Conn` knows; a write half
+    /// learns it from the stream).
+    pub(crate) closed: bool,
+}
+
+impl<W: Wire> Writer<'_, W> {
+    /// Waits until the queue is at or under the high-water mark.
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let hw = self.settings.high_water;
+        while self.wire.queue(|q| q.buffered()) > hw {
+            let t = self.settings.write_timeout;
+            ready!(self
+                .stall
+                .poll_drain(&mut self.wire, cx, hw, t, self.deadline))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes out everything queued, bounded by the write timeout.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let t = self.settings.write_timeout;
+        self.stall
+            .poll_drain(&mut self.wire, cx, 0, t, self.deadline)
+    }
+
+    /// Validates `frame`, waits for room, queues it.
+    pub(crate) async fn feed_frame(&mut self, frame: Frame) -> Result<(), Error> {
+        if self.closed {
+            return Err(Error::ConnectionClosed);
+        }
+        self.wire.queue(|q| q.check(&frame))?;
+        poll_fn(|cx| self.poll_ready(cx)).await?;
+        // Checked again in the same step as queueing: the read side of a
+        // split connection may have queued its close meanwhile.
+        self.wire.queue(|q| {
+            q.check(&frame)?;
+            q.start_send(&frame);
+            Ok(())
+        })
+    }
+
+    /// Queues pre-encoded frames (server role).
+    pub(crate) async fn feed_encoded(&mut self, frames: Bytes) -> Result<(), Error> {
+        if self.role != Role::Server {
+            return Err(Error::Usage(UsageError::EncodedFramesNeedServerRole));
+        }
+        if self.closed {
+            return Err(Error::ConnectionClosed);
+        }
+        let check = |q: &super::write_queue::WriteQueue| {
+            if q.close_sent() {
+                Err(Error::AlreadyClosing)
+            } else {
+                Ok(())
+            }
+        };
+        self.wire.queue(|q| check(q))?;
+        poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.wire.queue(|q| {
+            check(q)?;
+            q.push_encoded(frames);
+            Ok(())
+        })
+    }
+
+    /// Writes out everything queued.
+    pub(crate) async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// Queues `msg` as frames of at most `frame_size` bytes (slices of the
+    /// payload, no copy), then flushes.
+    pub(crate) async fn send_fragmented(
+        &mut self,
+        msg: Message,
+        frame_size: usize,
+    ) -> Result<(), Error> {
+        let opcode = msg.opcode();
+        let payload = msg.into_payload();
+        let size = frame_size.max(1);
+        let mut start = 0;
+        loop {
+            let end = start + size.min(payload.len() - start);
+            let fin = end == payload.len();
+            let op = if start == 0 {
+                opcode
+            } else {
+                OpCode::Continuation
+            };
+            self.feed_frame(Frame::new(op, payload.slice(start..end)).with_fin(fin))
+                .await?;
+            if fin {
+                break;
+            }
+            start = end;
+        }
+        self.flush().await
+    }
+}
