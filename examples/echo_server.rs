@@ -1,23 +1,31 @@
 //! WebSocket echo server: the Autobahn and benchmark target.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- 127.0.0.1:9001 [--threads N]
+//! cargo run --release --example echo_server -- 127.0.0.1:9001 [--threads N] [--keep-last]
 //! ```
 //!
 //! Accepts upgrades on any path, echoes every message with the same type,
 //! sets `TCP_NODELAY`, and runs on a single-threaded runtime unless
 //! `--threads N` asks for more. Replies are fed, not flushed: they go out
 //! in one write when the connection next waits for input.
+//!
+//! `--keep-last` makes every connection keep (a clone of) the last message
+//! it received until the next one arrives, as an application that stores
+//! each client's latest state does: with `load idle --warm`, the server's
+//! RSS per connection then includes whatever memory a retained message
+//! holds on to (e.g. a shared read buffer it was split from).
 
-use rtwire::ws::{Config, Conn};
+use rtwire::ws::{Config, Conn, Message};
 
 fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:9001".to_string();
     let mut threads = 1usize;
+    let mut keep_last = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(1),
+            "--keep-last" => keep_last = true,
             _ => addr = a,
         }
     }
@@ -31,10 +39,10 @@ fn main() -> std::io::Result<()> {
             .enable_all()
             .build()?
     };
-    rt.block_on(serve(addr))
+    rt.block_on(serve(addr, keep_last))
 }
 
-async fn serve(addr: String) -> std::io::Result<()> {
+async fn serve(addr: String, keep_last: bool) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("echo_server listening on ws://{}", listener.local_addr()?);
     // Large enough for Autobahn 9.* (16 MiB messages) and the /echo contract.
@@ -56,9 +64,21 @@ async fn serve(addr: String) -> std::io::Result<()> {
             let Ok((mut conn, _)) = Box::pin(Conn::accept(tcp, &config)).await else {
                 return;
             };
-            while let Ok(Some(msg)) = conn.read_message().await {
-                if conn.feed_message(msg).await.is_err() {
-                    break;
+            if keep_last {
+                // The clone shares the payload: keeping it keeps alive
+                // exactly what the received message references.
+                let mut last: Option<Message> = None;
+                while let Ok(Some(msg)) = conn.read_message().await {
+                    last.replace(msg.clone());
+                    if conn.feed_message(msg).await.is_err() {
+                        break;
+                    }
+                }
+            } else {
+                while let Ok(Some(msg)) = conn.read_message().await {
+                    if conn.feed_message(msg).await.is_err() {
+                        break;
+                    }
                 }
             }
         });

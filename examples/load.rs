@@ -5,7 +5,7 @@
 //! # C connections, payload S bytes, P messages in flight per connection, T seconds:
 //! cargo run --release --example load -- echo 127.0.0.1:9001 -c 16 -s 16 -p 1 -t 3 [--text] [--raw]
 //! # N idle upgraded connections; server RSS per connection and handshakes/s:
-//! cargo run --release --example load -- idle 127.0.0.1:9001 -n 5000 --pid PID [--warm]
+//! cargo run --release --example load -- idle 127.0.0.1:9001 -n 5000 --pid PID [--warm [--churn BYTES]]
 //! # Exactly N sequential 16-byte echoes on one connection (for callgrind):
 //! cargo run --release --example load -- count 127.0.0.1:9001 -n 20000 -s 16
 //! ```
@@ -21,6 +21,16 @@
 //! scripts. Latency is measured per message from the write that sent it to
 //! the read that completed its echo (a closed loop: a connection sends one
 //! new message for each echo it receives).
+//!
+//! In `idle` mode, `--warm` sends one 16-byte message on each connection
+//! (and waits for its echo) before RSS is measured; against
+//! `echo_server --keep-last` every connection then holds its last message.
+//! Sent back to back, those messages are read one after another and may
+//! share read memory on the server; `--churn BYTES` makes the server read
+//! BYTES of other traffic (8 KiB messages on one extra connection, echoed
+//! and counted) after each connection's message, as a busy server does
+//! between two messages of one client, so that memory a retained message
+//! holds on to shows up per connection.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -49,6 +59,7 @@ struct Opts {
     n: usize,
     pid: Option<u32>,
     warm: bool,
+    churn: usize,
 }
 
 fn parse_args() -> Opts {
@@ -65,6 +76,7 @@ fn parse_args() -> Opts {
         n: 1000,
         pid: None,
         warm: false,
+        churn: 0,
     };
     let mut args = std::env::args().skip(1);
     let mut positional = 0;
@@ -81,6 +93,7 @@ fn parse_args() -> Opts {
             "--text" => o.text = true,
             "--raw" => o.raw = true,
             "--warm" => o.warm = true,
+            "--churn" => o.churn = val().parse().unwrap_or(0),
             _ => {
                 match positional {
                     0 => o.mode = a,
@@ -351,6 +364,16 @@ async fn idle(o: Opts) -> std::io::Result<()> {
     let pid = o
         .pid
         .ok_or_else(|| std::io::Error::other("idle mode needs --pid SERVER_PID"))?;
+    // The churn connection (if any) is opened before the first RSS reading:
+    // it is not one of the `n`.
+    const CHURN_FRAME: usize = 8 * 1024;
+    let churn_frames = o.churn.div_ceil(CHURN_FRAME);
+    let churn_block = masked_frame(false, CHURN_FRAME).repeat(churn_frames);
+    let mut churner = if o.warm && churn_frames > 0 {
+        Some(connect(&o.addr, o.raw).await?)
+    } else {
+        None
+    };
     let before = rss_kb(pid)?;
     // Open connections 64 at a time: handshakes in flight, like a burst
     // of reconnecting clients, without overrunning the accept backlog.
@@ -379,6 +402,9 @@ async fn idle(o: Opts) -> std::io::Result<()> {
             while got < 18 {
                 got += s.read(&mut b).await?;
             }
+            if let Some(c) = churner.as_mut() {
+                churn(c, &churn_block, churn_frames).await?;
+            }
         }
     }
     // Let the server finish whatever the last handshakes left to do.
@@ -388,21 +414,47 @@ async fn idle(o: Opts) -> std::io::Result<()> {
     println!(
         "{} idle connections{}: server RSS {} kB -> {} kB, {:.0} bytes per connection; {:.0} handshakes/s",
         o.n,
-        if o.warm { " (after one echo each)" } else { "" },
+        match (o.warm, churn_frames) {
+            (false, _) => String::new(),
+            (true, 0) => " (after one echo each)".to_string(),
+            (true, _) => format!(" (after one echo each, {} B of churn between)", churn_block.len()),
+        },
         before,
         after,
         per_conn,
         o.n as f64 / elapsed
     );
     println!(
-        "RESULT mode=idle n={} warm={} rss_before_kb={} rss_after_kb={} bytes_per_conn={:.0} handshakes_s={:.0}",
+        "RESULT mode=idle n={} warm={} churn={} rss_before_kb={} rss_after_kb={} bytes_per_conn={:.0} handshakes_s={:.0}",
         o.n,
         o.warm,
+        if churner.is_some() { churn_block.len() } else { 0 },
         before,
         after,
         per_conn,
         o.n as f64 / elapsed
     );
+    Ok(())
+}
+
+/// Sends `block` (`frames` whole frames) on `s` and reads their echoes,
+/// writing and reading at once so that neither side's buffers fill up.
+async fn churn(s: &mut TcpStream, block: &[u8], frames: usize) -> std::io::Result<()> {
+    let (mut r, mut w) = s.split();
+    let read = async {
+        let mut counter = FrameCounter::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut done = 0;
+        while done < frames {
+            let n = r.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+            }
+            done += counter.feed(&buf[..n]);
+        }
+        Ok(())
+    };
+    tokio::try_join!(w.write_all(block), read)?;
     Ok(())
 }
 
