@@ -95,7 +95,9 @@ impl RecvBuf {
     /// Drops the buffer once everything in it was decoded, so an idle
     /// connection holds no reference to any block.
     pub(crate) fn release_if_empty(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() != 0 {
+        // Even with no capacity left, an emptied view of a block still
+        // holds a reference to it.
+        if self.buf.is_empty() {
             self.buf = BytesMut::new();
             self.in_arena = false;
         }
