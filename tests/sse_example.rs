@@ -51,10 +51,7 @@ async fn start(heartbeat: Option<Duration>) -> std::net::SocketAddr {
 }
 
 fn client_config() -> ClientConfig {
-    ClientConfig {
-        read_timeout: Some(LIMIT),
-        ..ClientConfig::default()
-    }
+    ClientConfig::new().read_timeout(Some(LIMIT))
 }
 
 async fn open(addr: std::net::SocketAddr, path: &str, id: Option<&str>) -> SseClient<TcpStream> {

@@ -1,7 +1,7 @@
 //! The replay store: strictly newer, oldest first, limits, and gaps.
 
 use bytes::BytesMut;
-use rtwire::sse::{Decoder, DecoderLimits, Event, Gap, ReplayStore};
+use rtwire::sse::{Decoder, Event, Gap, Limits, ReplayStore};
 
 fn ids(r: &rtwire::sse::Replay) -> Vec<u64> {
     r.events.iter().map(|e| e.id()).collect()
@@ -69,7 +69,7 @@ fn empty_id_starts_live() {
 fn stored_events_carry_their_id_on_the_wire() {
     let s = filled(3, 2);
     let r = s.get_since("c", "1", 1);
-    let mut dec = Decoder::new(DecoderLimits::default());
+    let mut dec = Decoder::new(Limits::default());
     let mut buf = BytesMut::from(&r.events[0].encoded().as_bytes()[..]);
     let ev = dec.decode(&mut buf).unwrap().unwrap();
     assert_eq!((ev.data(), ev.last_event_id()), ("e2", "2"));

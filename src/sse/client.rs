@@ -14,26 +14,41 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::{dechunk, Chunk};
-use super::decoder::{Decoder, DecoderLimits};
+use super::decoder::{Decoder, Limits};
 use super::error::ClientError;
 use super::event::MessageEvent;
-use crate::http::{has_token, HeadParser, Limits, ResponseHead};
+use crate::http::{self, has_token, HeadParser, ResponseHead};
 
 /// Client settings.
 ///
+/// Read the fields; build with [`ClientConfig::new`] (or `default()`) and
+/// the setters:
+///
 /// | field | default |
 /// |---|---|
-/// | `limits` | [`DecoderLimits::default`] |
-/// | `head_limits` | [`Limits::default`] |
+/// | `limits` | [`Limits::default`] |
+/// | `head_limits` | [`http::Limits::default`] |
 /// | `default_retry` | 3 s (what browsers use) |
 /// | `max_retry` | 60 s (a larger server `retry` is clamped) |
 /// | `read_timeout` | none |
+///
+/// ```
+/// use std::time::Duration;
+/// use rtwire::sse::{ClientConfig, Limits};
+///
+/// let config = ClientConfig::new()
+///     .limits(Limits::new().max_event(64 * 1024))
+///     .default_retry(Duration::from_millis(500))
+///     .read_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(config.max_retry, Duration::from_secs(60));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Bounds on lines and events.
-    pub limits: DecoderLimits,
+    pub limits: Limits,
     /// Bounds on the response head.
-    pub head_limits: Limits,
+    pub head_limits: http::Limits,
     /// Reconnection delay until the server sends `retry`.
     pub default_retry: Duration,
     /// Upper bound on the reconnection delay.
@@ -45,12 +60,49 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
-            limits: DecoderLimits::default(),
-            head_limits: Limits::default(),
+            limits: Limits::default(),
+            head_limits: http::Limits::default(),
             default_retry: Duration::from_secs(3),
             max_retry: Duration::from_secs(60),
             read_timeout: None,
         }
+    }
+}
+
+impl ClientConfig {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the decoder limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the response head limits.
+    pub fn head_limits(mut self, limits: http::Limits) -> Self {
+        self.head_limits = limits;
+        self
+    }
+
+    /// Sets the reconnection delay used until the server sends `retry`.
+    pub fn default_retry(mut self, delay: Duration) -> Self {
+        self.default_retry = delay;
+        self
+    }
+
+    /// Sets the upper bound on the reconnection delay.
+    pub fn max_retry(mut self, delay: Duration) -> Self {
+        self.max_retry = delay;
+        self
+    }
+
+    /// Sets the read timeout (`None`: wait forever).
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout;
+        self
     }
 }
 

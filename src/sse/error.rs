@@ -44,7 +44,7 @@ impl fmt::Display for EventError {
 
 impl std::error::Error for EventError {}
 
-/// The stream exceeded a [`DecoderLimits`](super::DecoderLimits) bound.
+/// The stream exceeded a [`Limits`](super::Limits) bound.
 ///
 /// The decoder is left in an unspecified (but safe) state: drop the
 /// connection.

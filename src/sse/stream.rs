@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
-use super::accept::{SseConfig, SseRequest};
+use super::accept::{Config, SseRequest};
 use super::encoder::{EncodedEvent, Encoder, KEEPALIVE};
 use super::event::Event;
 use crate::error::{Error, TimeoutKind};
@@ -35,10 +35,10 @@ const IDLE_CAPACITY: usize = 4 * 1024;
 /// every later call returns it too) or `Io`.
 ///
 /// ```no_run
-/// use rtwire::sse::{accept, Event, SseConfig, SseStream};
+/// use rtwire::sse::{accept, Event, Config, SseStream};
 /// # async fn serve(io: tokio::net::TcpStream, head: rtwire::http::RequestHead,
 /// #                mut rx: tokio::sync::mpsc::Receiver<String>) -> Result<(), rtwire::Error> {
-/// let config = SseConfig::new();
+/// let config = Config::new();
 /// let req = match accept(&head, &config) {
 ///     Ok(req) => req,
 ///     Err(rejection) => {
@@ -97,7 +97,7 @@ fn is_disconnect(e: &io::Error) -> bool {
 impl<S: AsyncWrite + Unpin> SseStream<S> {
     /// Writes the response head of `req` (and the configured `retry`) and
     /// returns the stream.
-    pub async fn start(io: S, req: SseRequest, config: &SseConfig) -> Result<Self, Error> {
+    pub async fn start(io: S, req: SseRequest, config: &Config) -> Result<Self, Error> {
         let mut head = BytesMut::with_capacity(256);
         req.write_head(&mut head);
         let heartbeat = config.heartbeat;
