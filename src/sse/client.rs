@@ -152,6 +152,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseClient<S> {
     /// Sends `GET path` with `Accept: text/event-stream` (and
     /// `Last-Event-ID` when given and not empty), reads the response head
     /// and checks the status (200) and the content type.
+    ///
+    /// Nothing is written when `host` or `path` is empty or holds a control
+    /// byte or a space, or `last_event_id` holds CR, LF or NUL:
+    /// [`ClientError::InvalidRequest`].
     pub async fn open(
         io: S,
         host: &str,
@@ -159,6 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseClient<S> {
         last_event_id: Option<&str>,
         config: ClientConfig,
     ) -> Result<Self, ClientError> {
+        check_request(host, path, last_event_id)?;
         let mut io = io;
         let mut req = BytesMut::with_capacity(128 + path.len() + host.len());
         req.put_slice(b"GET ");
@@ -294,6 +299,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseClient<S> {
         }
         Ok(())
     }
+}
+
+/// Refuses request parts that would break out of the request line or a
+/// header field.
+fn check_request(host: &str, path: &str, last_event_id: Option<&str>) -> Result<(), ClientError> {
+    // Host and request-target are tokens of the request: no CTL, no space.
+    let token_ok = |s: &str| !s.is_empty() && !s.bytes().any(|b| b <= b' ' || b == 0x7f);
+    if !token_ok(host) {
+        return Err(ClientError::InvalidRequest("host"));
+    }
+    if !token_ok(path) {
+        return Err(ClientError::InvalidRequest("path"));
+    }
+    // A field value: CR or LF would end it, NUL is never valid (and an SSE
+    // id cannot hold one).
+    if last_event_id.is_some_and(|id| id.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))) {
+        return Err(ClientError::InvalidRequest("last event id"));
+    }
+    Ok(())
 }
 
 async fn read_some<S: AsyncRead + Unpin>(

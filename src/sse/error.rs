@@ -95,6 +95,11 @@ pub enum ClientError {
     Decode(DecodeError),
     /// No response head or no progress within the configured time.
     Timeout,
+    /// The request was not sent: the named part (`"host"`, `"path"` or
+    /// `"last event id"`) contains a byte that would end the request line
+    /// or a header (CR, LF, NUL; in the host and path any control byte or
+    /// a space), which could inject headers or a second request.
+    InvalidRequest(&'static str),
 }
 
 impl ClientError {
@@ -116,6 +121,7 @@ impl fmt::Display for ClientError {
             ClientError::Chunked(why) => write!(f, "malformed chunked body: {why}"),
             ClientError::Decode(e) => write!(f, "{e}"),
             ClientError::Timeout => f.write_str("timed out"),
+            ClientError::InvalidRequest(what) => write!(f, "invalid request: bad byte in {what}"),
         }
     }
 }
