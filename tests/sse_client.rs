@@ -6,9 +6,15 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rtwire::http::{HeadParser, Limits, RequestHead};
-use rtwire::sse::{ClientConfig, ClientError, SseClient};
+use std::sync::{Arc, Mutex};
+
+use rtwire::sse::{
+    accept, ClientConfig, ClientError, Config, Event, EventSource, SseClient, SseStream,
+};
+use rtwire::upgrade::Rejection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 
 async fn listener() -> (TcpListener, std::net::SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -113,4 +119,149 @@ async fn open_accepts_ordinary_requests() {
     assert_eq!((path.as_str(), query.as_deref()), ("/s", Some("a=1&b=%20")));
     assert_eq!(id.as_deref(), Some("é 1\t2"));
     assert_eq!(host.as_deref(), Some("[::1]:80"));
+}
+
+/// Serves every connection on `l`: `retry: 1000`, then one event whose id
+/// is the connection's number, then stays open until the client leaves.
+async fn serve_numbered(l: TcpListener) {
+    let config = Config::new().retry(Some(1000)).heartbeat(None);
+    for n in 1u64.. {
+        let (mut sock, _) = l.accept().await.unwrap();
+        let config = config.clone();
+        tokio::spawn(async move {
+            let Some(head) = read_head(&mut sock).await else {
+                return;
+            };
+            let req = accept(&head, &config).unwrap();
+            let mut sse = SseStream::start(sock, req, &config).await.unwrap();
+            sse.send(&Event::new("x").with_id(n.to_string()).unwrap())
+                .await
+                .unwrap();
+            let _ = sse.idle().await;
+        });
+    }
+}
+
+/// Cancelling `next()` while it waits out the reconnection delay, and
+/// calling it again, must not start the delay over: the reconnect happens
+/// at the deadline set when the connection was lost. Paused clock: the
+/// 100 ms sleeps and the 1 s delay advance virtual time only.
+#[tokio::test(start_paused = true)]
+async fn cancelled_next_keeps_the_reconnect_deadline() {
+    let (l, addr) = listener().await;
+    tokio::spawn(serve_numbered(l));
+    let attempts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let seen = Arc::clone(&attempts);
+    let mut source = EventSource::new(
+        move || {
+            seen.lock().unwrap().push(Instant::now());
+            TcpStream::connect(addr)
+        },
+        "localhost",
+        "/",
+        ClientConfig::new(),
+    );
+    let first = source.next().await.unwrap();
+    assert_eq!(first.last_event_id(), "1");
+    assert_eq!(source.delay(), Duration::from_millis(1000));
+
+    source.disconnect();
+    let lost = Instant::now();
+    let mut cancelled = 0;
+    let second = loop {
+        tokio::select! {
+            biased;
+            ev = source.next() => break ev.unwrap(),
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                cancelled += 1;
+                assert!(cancelled < 50, "no reconnect 5 s after a 1 s delay");
+            }
+        }
+    };
+    // The attempt is not abandoned by later cancellations either: the
+    // server saw exactly one more connection.
+    assert_eq!(second.last_event_id(), "2");
+    assert!(cancelled >= 9, "next() was cancelled {cancelled} times");
+    let attempts = attempts.lock().unwrap();
+    assert_eq!(attempts.len(), 2);
+    let reconnect = attempts[1] - lost;
+    assert!(
+        reconnect >= Duration::from_millis(1000) && reconnect < Duration::from_millis(1010),
+        "reconnected {reconnect:?} after the loss"
+    );
+}
+
+/// After a fatal error the source is closed, and says so on every later
+/// call without connecting again.
+#[tokio::test]
+async fn a_failed_source_reports_closed() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = l.accept().await.unwrap();
+        read_head(&mut sock).await.unwrap();
+        Rejection::with_status(404, "no such stream")
+            .send(&mut sock)
+            .await
+            .unwrap();
+        // Anything else would be a reconnect.
+        l
+    });
+    let mut source = EventSource::tcp(addr, "/missing", ClientConfig::new());
+    let err = source.next().await.unwrap_err();
+    assert!(matches!(err, ClientError::Status(404)), "{err:?}");
+    let l = server.await.unwrap();
+    for _ in 0..3 {
+        let again = source.next().await.unwrap_err();
+        assert!(
+            matches!(again, ClientError::Closed),
+            "a later call reports {again:?}"
+        );
+        assert!(again.is_fatal());
+    }
+    assert_eq!(source.connects(), 1);
+    drop(l);
+}
+
+/// A server slower to answer than the caller's select tick: cancelled
+/// `next()` calls must resume the same connection attempt, not start over
+/// (which would never connect).
+#[tokio::test(start_paused = true)]
+async fn a_slow_handshake_survives_cancelled_next() {
+    let (l, addr) = listener().await;
+    tokio::spawn(async move {
+        let config = Config::new().heartbeat(None);
+        loop {
+            let (mut sock, _) = l.accept().await.unwrap();
+            let config = config.clone();
+            tokio::spawn(async move {
+                let Some(head) = read_head(&mut sock).await else {
+                    return;
+                };
+                tokio::time::sleep(Duration::from_millis(550)).await;
+                let req = accept(&head, &config).unwrap();
+                // An abandoned attempt is gone by now: nothing to serve.
+                let Ok(mut sse) = SseStream::start(sock, req, &config).await else {
+                    return;
+                };
+                if sse.send(&Event::new("late")).await.is_ok() {
+                    let _ = sse.idle().await;
+                }
+            });
+        }
+    });
+    let mut source = EventSource::tcp(addr, "/", ClientConfig::new());
+    let mut cancelled = 0;
+    let ev = loop {
+        tokio::select! {
+            biased;
+            ev = source.next() => break ev.unwrap(),
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                cancelled += 1;
+                assert!(cancelled < 50, "never connected ({} attempts)", source.connects());
+            }
+        }
+    };
+    assert_eq!(ev.data(), "late");
+    assert!(cancelled >= 5, "cancelled {cancelled} times");
+    assert_eq!(source.connects(), 1);
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::chunked::{dechunk, Chunk};
 use super::decoder::{Decoder, Limits};
@@ -337,6 +338,7 @@ async fn read_some<S: AsyncRead + Unpin>(
 
 type ConnectFuture<S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
 type Connector<S> = Box<dyn FnMut() -> ConnectFuture<S> + Send>;
+type OpenFuture<S> = Pin<Box<dyn Future<Output = Result<SseClient<S>, ClientError>> + Send>>;
 
 /// A reconnecting client, like a browser's `EventSource`: when a response
 /// ends or the connection fails, it waits the server's `retry` delay (or
@@ -364,6 +366,13 @@ pub struct EventSource<S = TcpStream> {
     last_event_id: String,
     retry: Option<u64>,
     connects: u64,
+    /// When the next connection may be opened: set when one is lost or
+    /// fails, so a cancelled [`EventSource::next`] does not restart the
+    /// delay.
+    reconnect_at: Option<Instant>,
+    /// A connection attempt (connect, request, response head) in progress;
+    /// kept across a cancelled [`EventSource::next`].
+    opening: Option<OpenFuture<S>>,
     failed: bool,
 }
 
@@ -391,7 +400,7 @@ impl EventSource<TcpStream> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EventSource<S> {
     /// An event source that opens connections with `connect`.
     pub fn new<F, Fut>(mut connect: F, host: &str, path: &str, config: ClientConfig) -> Self
     where
@@ -407,6 +416,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
             last_event_id: String::new(),
             retry: None,
             connects: 0,
+            reconnect_at: None,
+            opening: None,
             failed: false,
         }
     }
@@ -419,25 +430,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
     }
 
     /// The next event, reconnecting as needed. Errors are fatal: the source
-    /// will not reconnect after one (later calls return
-    /// [`ClientError::Status`]`(0)`).
+    /// will not reconnect after one, and later calls return
+    /// [`ClientError::Closed`].
+    ///
+    /// Cancel-safe: no event is lost, the reconnection deadline is set once,
+    /// when the connection is lost (calling again after a cancelled call
+    /// waits only for what is left of the delay), and a connection attempt
+    /// in progress is kept and resumed by the next call.
     pub async fn next(&mut self) -> Result<MessageEvent, ClientError> {
         loop {
             if self.failed {
-                return Err(ClientError::Status(0));
+                return Err(ClientError::Closed);
             }
             if self.conn.is_none() {
-                if self.connects > 0 {
-                    tokio::time::sleep(self.delay()).await;
+                if self.opening.is_none() {
+                    if let Some(at) = self.reconnect_at {
+                        tokio::time::sleep_until(at).await;
+                    }
+                    self.connects += 1;
+                    self.opening = Some(self.open());
                 }
-                self.connects += 1;
-                match self.open().await {
+                let Some(opening) = self.opening.as_mut() else {
+                    continue;
+                };
+                let opened = opening.await;
+                self.opening = None;
+                self.reconnect_at = None;
+                match opened {
                     Ok(c) => self.conn = Some(c),
                     Err(e) if e.is_fatal() => {
                         self.failed = true;
                         return Err(e);
                     }
-                    Err(_) => continue,
+                    Err(_) => {
+                        self.lost();
+                        continue;
+                    }
                 }
             }
             let Some(conn) = self.conn.as_mut() else {
@@ -448,21 +476,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
             self.retry = conn.retry().or(self.retry);
             match r {
                 Ok(Some(ev)) => return Ok(ev),
-                Ok(None) => self.conn = None,
+                Ok(None) => self.lost(),
                 Err(e) if e.is_fatal() => {
                     self.conn = None;
                     self.failed = true;
                     return Err(e);
                 }
-                Err(_) => self.conn = None,
+                Err(_) => self.lost(),
             }
         }
     }
 
     /// Drops the current connection (the next call to [`EventSource::next`]
     /// reconnects after the delay), as a network failure would.
+    /// A connection attempt in progress is dropped too.
     pub fn disconnect(&mut self) {
+        if self.conn.is_some() || self.opening.take().is_some() {
+            self.lost();
+        }
+    }
+
+    /// The connection is gone: reconnect after the delay from now.
+    fn lost(&mut self) {
         self.conn = None;
+        self.reconnect_at = Some(Instant::now() + self.delay());
     }
 
     /// Connections opened so far (the first one included).
@@ -483,15 +520,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
             .min(self.config.max_retry)
     }
 
-    async fn open(&mut self) -> Result<SseClient<S>, ClientError> {
-        let io = (self.connect)().await?;
-        SseClient::open(
-            io,
-            &self.host,
-            &self.path,
-            Some(&self.last_event_id),
-            self.config.clone(),
-        )
-        .await
+    /// A connection attempt that owns what it needs, so it can be kept
+    /// across cancelled calls.
+    fn open(&mut self) -> OpenFuture<S> {
+        let connect = (self.connect)();
+        let host = self.host.clone();
+        let path = self.path.clone();
+        let id = self.last_event_id.clone();
+        let config = self.config.clone();
+        Box::pin(async move {
+            let io = connect.await?;
+            SseClient::open(io, &host, &path, Some(&id), config).await
+        })
     }
 }

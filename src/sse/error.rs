@@ -100,6 +100,10 @@ pub enum ClientError {
     /// or a header (CR, LF, NUL; in the host and path any control byte or
     /// a space), which could inject headers or a second request.
     InvalidRequest(&'static str),
+    /// The [`EventSource`](super::EventSource) stopped after a fatal error
+    /// (returned by the call that hit it) and will not reconnect: every
+    /// later call returns this.
+    Closed,
 }
 
 impl ClientError {
@@ -121,6 +125,7 @@ impl fmt::Display for ClientError {
             ClientError::Chunked(why) => write!(f, "malformed chunked body: {why}"),
             ClientError::Decode(e) => write!(f, "{e}"),
             ClientError::Timeout => f.write_str("timed out"),
+            ClientError::Closed => f.write_str("event source closed after a fatal error"),
             ClientError::InvalidRequest(what) => write!(f, "invalid request: bad byte in {what}"),
         }
     }
