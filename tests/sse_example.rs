@@ -185,7 +185,7 @@ async fn clock_follows_live_and_resumes() {
 #[tokio::test]
 async fn clock_start_publishes_a_tick_at_once() {
     let clock = sse_routes::Clock::start();
-    let mut live = clock.store().subscribe("clock");
+    let mut live = clock.store().subscribe("clock").unwrap();
     if clock.store().latest_id("clock") == 0 {
         tokio::time::timeout(LIMIT, live.changed())
             .await

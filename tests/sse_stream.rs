@@ -351,7 +351,7 @@ async fn serve_channel(
     // This endpoint replays everything to a new client.
     let mut cursor: u64 = req.last_event_id().map_or(0, |id| id.parse().unwrap());
     let mut sse = SseStream::start(sock, req, &config).await?;
-    let mut live = store.subscribe("ch");
+    let mut live = store.subscribe("ch").unwrap();
     let mut sent = 0;
     loop {
         let replay = store.get_after("ch", cursor, 8);
@@ -379,7 +379,9 @@ async fn resume_after_dropped_connections_without_loss_or_duplicates() {
     const TOTAL: u64 = 60;
     let store = Arc::new(ReplayStore::new(1000));
     for i in 1..=10 {
-        store.append("ch", Event::new(format!("event {i}")));
+        store
+            .append("ch", Event::new(format!("event {i}")))
+            .unwrap();
     }
     let (l, addr) = listener().await;
     let config = Config::new().retry(Some(5));
@@ -393,7 +395,9 @@ async fn resume_after_dropped_connections_without_loss_or_duplicates() {
     let producer_store = Arc::clone(&store);
     let producer = tokio::spawn(async move {
         for i in 11..=TOTAL {
-            producer_store.append("ch", Event::new(format!("event {i}")));
+            producer_store
+                .append("ch", Event::new(format!("event {i}")))
+                .unwrap();
             tokio::task::yield_now().await;
         }
     });

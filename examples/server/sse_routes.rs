@@ -116,7 +116,8 @@ impl Clock {
                 let Some(clock) = weak.upgrade() else { return };
                 let ev = Event::new(now_utc()).with_event("tick").map_err(|_| ());
                 if let Ok(ev) = ev {
-                    clock.store.append(CLOCK, ev);
+                    // The clock's one channel always exists: never full.
+                    let _ = clock.store.append(CLOCK, ev);
                 }
             }
         });
@@ -165,7 +166,7 @@ pub async fn serve_clock(
     };
     outcome(
         async {
-            let mut live = store.subscribe(CLOCK);
+            let mut live = store.subscribe(CLOCK).map_err(io::Error::other)?;
             let mut sse = SseStream::start(io, req, &config).await?;
             let mut replay = first;
             loop {

@@ -2,6 +2,7 @@
 //!
 //! - [`EventError`]: an [`Event`](super::Event) field that cannot be encoded.
 //! - [`DecodeError`]: the [`Decoder`](super::Decoder) hit a configured limit.
+//! - [`StoreError`]: the [`ReplayStore`](super::ReplayStore) is full.
 //! - [`ClientError`]: the [`SseClient`](super::SseClient) could not open or read a
 //!   stream.
 //!
@@ -73,6 +74,30 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+/// Why a [`ReplayStore`](super::ReplayStore) refused to create a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store holds its maximum number of channels and every one has a
+    /// live subscriber, so none can be evicted.
+    TooManyChannels {
+        /// The limit in force.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::TooManyChannels { limit } => {
+                write!(f, "replay store full: {limit} channels, all subscribed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 /// Why the SSE client could not open or read a stream.
 ///
