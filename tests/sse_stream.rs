@@ -421,3 +421,99 @@ async fn resume_after_dropped_connections_without_loss_or_duplicates() {
     producer.await.unwrap();
     server.abort();
 }
+
+/// `HEAD` on the event-stream endpoint gets the response head a `GET`
+/// would get, and no body; the stream is then over.
+#[tokio::test]
+async fn head_gets_the_headers_without_a_body() {
+    let config = Config::new();
+    assert!(accept(&head_of("HEAD /s HTTP/1.1\r\n\r\n"), &config)
+        .unwrap()
+        .is_head());
+    assert!(!accept(&head_of("GET /s HTTP/1.1\r\n\r\n"), &config)
+        .unwrap()
+        .is_head());
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut sse = serve_one(&l, Config::new().retry(Some(500))).await;
+        let sent = sse.send(&Event::new("not for HEAD")).await;
+        let io = sse.finish().await.unwrap();
+        drop(io);
+        sent
+    });
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(b"HEAD /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(LIMIT, sock.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:?}");
+    assert!(text.contains("\r\nContent-Type: text/event-stream\r\n"));
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "a body after the head: {text:?}"
+    );
+    assert_eq!(text.matches("\r\n\r\n").count(), 1, "{text:?}");
+    let sent = server.await.unwrap();
+    assert!(matches!(sent, Err(Error::ConnectionClosed)), "{sent:?}");
+}
+
+/// `send` cancelled while the client does not read (here by a 100 ms
+/// timer in `select!`, paused clock): the stream must not pile up one more
+/// event per cancelled call, and the write timeout must still fire, counted
+/// from when writing stalled, not restarted by every call.
+#[tokio::test(start_paused = true)]
+async fn cancelled_sends_neither_pile_up_nor_dodge_the_write_timeout() {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_send_buffer_size(16 * 1024).unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let l = sock.listen(8).unwrap();
+    let addr = l.local_addr().unwrap();
+    const EVENT: usize = 1024;
+    let server = tokio::spawn(async move {
+        let mut sse = serve_one(
+            &l,
+            Config::new()
+                .heartbeat(None)
+                .write_timeout(Duration::from_secs(1)),
+        )
+        .await;
+        let ev = Event::new("x".repeat(EVENT));
+        let mut most = 0;
+        let mut cancelled = 0;
+        while cancelled < 100 {
+            tokio::select! {
+                biased;
+                r = sse.send(&ev) => if let Err(e) = r {
+                    return (Some(e), most, cancelled);
+                },
+                () = tokio::time::sleep(Duration::from_millis(100)) => cancelled += 1,
+            }
+            most = most.max(sse.buffered());
+        }
+        (None, most, cancelled)
+    });
+    let client = TcpSocket::new_v4().unwrap();
+    client.set_recv_buffer_size(4 * 1024).unwrap();
+    let mut client = client.connect(addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // ... and never reads.
+    let (e, most, cancelled) = server.await.unwrap();
+    assert!(most <= EVENT + 32, "the stream held {most} bytes");
+    assert!(
+        matches!(e, Some(Error::Timeout(TimeoutKind::Write))),
+        "{e:?} after {cancelled} cancelled sends"
+    );
+    assert!(
+        cancelled <= 12,
+        "timed out after {cancelled} cancelled sends"
+    );
+    drop(client);
+}

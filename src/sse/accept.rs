@@ -156,6 +156,7 @@ impl Config {
 #[derive(Debug)]
 pub struct SseRequest {
     pub(crate) last_event_id: Option<String>,
+    pub(crate) head: bool,
     pub(crate) http10: bool,
     pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
@@ -164,6 +165,12 @@ impl SseRequest {
     /// The client's last event id (header, else query parameter), if any.
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_event_id.as_deref()
+    }
+
+    /// Whether this is a `HEAD` request: the response is the head alone
+    /// ([`SseStream::start`](super::SseStream::start) writes no body).
+    pub fn is_head(&self) -> bool {
+        self.head
     }
 
     /// Appends the `200` response head to `buf`: `Content-Type:
@@ -182,7 +189,8 @@ impl SseRequest {
     }
 }
 
-/// Checks a request for an event stream: method `GET` (405), origin (403),
+/// Checks a request for an event stream: method `GET` or `HEAD` (405;
+/// see [`SseRequest::is_head`]), origin (403),
 /// the auth hook (its status), `Last-Event-ID` from the header or the query
 /// parameter (400 when it is not UTF-8, has NUL or is too long), and the
 /// stream limit (503).
@@ -198,9 +206,11 @@ impl SseRequest {
 /// assert_eq!(req.last_event_id(), Some("41"));
 /// ```
 pub fn accept(head: &RequestHead, config: &Config) -> Result<SseRequest, Rejection> {
-    if head.method() != "GET" {
-        return Err(Rejection::method_not_allowed());
-    }
+    let is_head = match head.method() {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Err(Rejection::method_not_allowed()),
+    };
     config.policy.check(head)?;
     let last_event_id = match head.header("last-event-id") {
         Some(raw) => Some(valid_id(raw, config)?),
@@ -226,6 +236,7 @@ pub fn accept(head: &RequestHead, config: &Config) -> Result<SseRequest, Rejecti
     };
     Ok(SseRequest {
         last_event_id,
+        head: is_head,
         http10: head.minor_version() == 0,
         permit,
     })
