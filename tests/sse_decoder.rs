@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use proptest::prelude::*;
-use rtwire::sse::{DecodeError, Decoder, DecoderLimits, MessageEvent};
+use rtwire::sse::{DecodeError, Decoder, Limits, MessageEvent};
 
 /// Decodes a whole stream (fed in one chunk), then ends it.
 fn decode_all(input: &[u8]) -> (Vec<MessageEvent>, Decoder) {
@@ -11,7 +11,7 @@ fn decode_all(input: &[u8]) -> (Vec<MessageEvent>, Decoder) {
 }
 
 fn decode_chunks(chunks: &[&[u8]]) -> (Vec<MessageEvent>, Decoder) {
-    let mut dec = Decoder::new(DecoderLimits::default());
+    let mut dec = Decoder::new(Limits::default());
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for c in chunks {
@@ -266,7 +266,7 @@ fn empty_data_buffer_is_not_dispatched_and_resets_type() {
 
 #[test]
 fn unterminated_final_event_is_discarded() {
-    let mut dec = Decoder::new(DecoderLimits::default());
+    let mut dec = Decoder::new(Limits::default());
     let mut buf = BytesMut::from(&b"data:a\n\ndata:b\n"[..]);
     assert_eq!(dec.decode(&mut buf).unwrap().unwrap().data(), "a");
     assert!(dec.decode(&mut buf).unwrap().is_none());
@@ -279,7 +279,7 @@ fn unterminated_final_event_is_discarded() {
 
 #[test]
 fn reset_stream_keeps_the_dispatched_id_only() {
-    let mut dec = Decoder::new(DecoderLimits::default());
+    let mut dec = Decoder::new(Limits::default());
     let mut buf = BytesMut::from(&b"id:1\ndata:a\n\nid:2\n"[..]);
     dec.decode(&mut buf).unwrap().unwrap();
     assert!(dec.decode(&mut buf).unwrap().is_none());
@@ -291,17 +291,14 @@ fn reset_stream_keeps_the_dispatched_id_only() {
 
 #[test]
 fn with_last_event_id_seeds_both_buffers() {
-    let mut dec = Decoder::with_last_event_id(DecoderLimits::default(), "9");
+    let mut dec = Decoder::with_last_event_id(Limits::default(), "9");
     let mut buf = BytesMut::from(&b"data:x\n\n"[..]);
     assert_eq!(dec.decode(&mut buf).unwrap().unwrap().last_event_id(), "9");
 }
 
 #[test]
 fn line_limit_bounds_an_endless_line() {
-    let limits = DecoderLimits {
-        max_line: 16,
-        max_event: 1024,
-    };
+    let limits = Limits::new().max_line(16).max_event(1024);
     let mut dec = Decoder::new(limits);
     let mut buf = BytesMut::new();
     let mut err = None;
@@ -321,10 +318,7 @@ fn line_limit_bounds_an_endless_line() {
 
 #[test]
 fn line_limit_applies_to_complete_lines() {
-    let mut dec = Decoder::new(DecoderLimits {
-        max_line: 8,
-        max_event: 1024,
-    });
+    let mut dec = Decoder::new(Limits::new().max_line(8).max_event(1024));
     let mut buf = BytesMut::from(&b"data:123456789\n\n"[..]);
     assert_eq!(
         dec.decode(&mut buf),
@@ -334,10 +328,7 @@ fn line_limit_applies_to_complete_lines() {
 
 #[test]
 fn event_limit_bounds_many_short_lines() {
-    let mut dec = Decoder::new(DecoderLimits {
-        max_line: 64,
-        max_event: 100,
-    });
+    let mut dec = Decoder::new(Limits::new().max_line(64).max_event(100));
     let mut buf = BytesMut::new();
     let mut result = Ok(None);
     for _ in 0..100 {

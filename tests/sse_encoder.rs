@@ -3,10 +3,10 @@
 
 use bytes::BytesMut;
 use proptest::prelude::*;
-use rtwire::sse::{Decoder, DecoderLimits, Encoder, Event, EventError, MessageEvent};
+use rtwire::sse::{Decoder, Encoder, Event, EventError, Limits, MessageEvent};
 
 fn decode(wire: &[u8], chunks: &[usize]) -> (Vec<MessageEvent>, Decoder) {
-    let mut dec = Decoder::new(DecoderLimits::default());
+    let mut dec = Decoder::new(Limits::default());
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut rest = wire;

@@ -51,10 +51,7 @@ async fn start(heartbeat: Option<Duration>) -> std::net::SocketAddr {
 }
 
 fn client_config() -> ClientConfig {
-    ClientConfig {
-        read_timeout: Some(LIMIT),
-        ..ClientConfig::default()
-    }
+    ClientConfig::new().read_timeout(Some(LIMIT))
 }
 
 async fn open(addr: std::net::SocketAddr, path: &str, id: Option<&str>) -> SseClient<TcpStream> {
@@ -188,7 +185,7 @@ async fn clock_follows_live_and_resumes() {
 #[tokio::test]
 async fn clock_start_publishes_a_tick_at_once() {
     let clock = sse_routes::Clock::start();
-    let mut live = clock.store().subscribe("clock");
+    let mut live = clock.store().subscribe("clock").unwrap();
     if clock.store().latest_id("clock") == 0 {
         tokio::time::timeout(LIMIT, live.changed())
             .await

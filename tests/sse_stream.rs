@@ -10,8 +10,8 @@ use bytes::BytesMut;
 use rtwire::error::TimeoutKind;
 use rtwire::http::{HeadParser, Limits, RequestHead};
 use rtwire::sse::{
-    accept, ClientConfig, ClientError, Decoder, DecoderLimits, Event, EventSource, ReplayStore,
-    SseClient, SseConfig, SseStream,
+    accept, ClientConfig, ClientError, Config, Decoder, Event, EventSource, ReplayStore, SseClient,
+    SseStream,
 };
 use rtwire::upgrade::Rejection;
 use rtwire::Error;
@@ -34,7 +34,7 @@ async fn read_head(sock: &mut TcpStream) -> RequestHead {
 
 /// Accepts one connection on `l`, reads its request head and starts an
 /// event stream on it with `config`.
-async fn serve_one(l: &TcpListener, config: SseConfig) -> SseStream<TcpStream> {
+async fn serve_one(l: &TcpListener, config: Config) -> SseStream<TcpStream> {
     let (mut sock, _) = l.accept().await.unwrap();
     let head = read_head(&mut sock).await;
     let req = accept(&head, &config).unwrap();
@@ -56,18 +56,16 @@ async fn listener() -> (TcpListener, std::net::SocketAddr) {
 }
 
 fn fast_client() -> ClientConfig {
-    ClientConfig {
-        default_retry: Duration::from_millis(5),
-        read_timeout: Some(LIMIT),
-        ..ClientConfig::default()
-    }
+    ClientConfig::new()
+        .default_retry(Duration::from_millis(5))
+        .read_timeout(Some(LIMIT))
 }
 
 #[tokio::test]
 async fn response_head_retry_events_and_end() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let mut sse = serve_one(&l, SseConfig::new().retry(Some(500))).await;
+        let mut sse = serve_one(&l, Config::new().retry(Some(500))).await;
         sse.send(&Event::new("a\r\nb").with_id("1").unwrap())
             .await
             .unwrap();
@@ -103,7 +101,7 @@ async fn response_head_retry_events_and_end() {
 async fn http10_gets_a_close_delimited_body() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let mut sse = serve_one(&l, SseConfig::new()).await;
+        let mut sse = serve_one(&l, Config::new()).await;
         sse.send(&Event::new("one")).await.unwrap();
         sse.finish().await.unwrap();
     });
@@ -115,7 +113,7 @@ async fn http10_gets_a_close_delimited_body() {
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.contains("\r\nConnection: close"));
     assert!(!head.contains("chunked"));
-    let mut dec = Decoder::new(DecoderLimits::default());
+    let mut dec = Decoder::new(rtwire::sse::Limits::default());
     let mut buf = BytesMut::from(body.as_bytes());
     assert_eq!(dec.decode(&mut buf).unwrap().unwrap().data(), "one");
     server.await.unwrap();
@@ -123,7 +121,7 @@ async fn http10_gets_a_close_delimited_body() {
 
 #[test]
 fn last_event_id_header_first_then_query_parameter() {
-    let config = SseConfig::new();
+    let config = Config::new();
     let both = head_of("GET /s?last_event_id=7 HTTP/1.1\r\nLast-Event-ID: 9\r\n\r\n");
     assert_eq!(accept(&both, &config).unwrap().last_event_id(), Some("9"));
     let query = head_of("GET /s?a=1&last_event_id=%37%38 HTTP/1.1\r\n\r\n");
@@ -131,16 +129,16 @@ fn last_event_id_header_first_then_query_parameter() {
     let none = head_of("GET /s HTTP/1.1\r\nLast-Event-ID: \r\n\r\n");
     assert_eq!(accept(&none, &config).unwrap().last_event_id(), None);
     // Another parameter name, or none at all.
-    let custom = SseConfig::new().last_event_id_param(Some("lei"));
+    let custom = Config::new().last_event_id_param(Some("lei"));
     let q = head_of("GET /s?lei=3&last_event_id=4 HTTP/1.1\r\n\r\n");
     assert_eq!(accept(&q, &custom).unwrap().last_event_id(), Some("3"));
-    let header_only = SseConfig::new().last_event_id_param(None);
+    let header_only = Config::new().last_event_id_param(None);
     assert_eq!(accept(&q, &header_only).unwrap().last_event_id(), None);
 }
 
 #[test]
 fn typed_rejections() {
-    let config = SseConfig::new();
+    let config = Config::new();
     let post = head_of("POST /s HTTP/1.1\r\n\r\n");
     let r = accept(&post, &config).unwrap_err();
     assert_eq!(r.status(), 405);
@@ -160,7 +158,7 @@ fn typed_rejections() {
     let nul_query = head_of("GET /s?last_event_id=a%00 HTTP/1.1\r\n\r\n");
     assert_eq!(accept(&nul_query, &config).unwrap_err().status(), 400);
 
-    let auth = SseConfig::new().auth(|h| match h.header_str("authorization") {
+    let auth = Config::new().auth(|h| match h.header_str("authorization") {
         Some("Bearer ok") => Ok(()),
         _ => Err(Rejection::unauthorized("token required")),
     });
@@ -169,7 +167,7 @@ fn typed_rejections() {
     let ok = head_of("GET /s HTTP/1.1\r\nAuthorization: Bearer ok\r\n\r\n");
     assert!(accept(&ok, &auth).is_ok());
 
-    let origin = SseConfig::new().origin(rtwire::upgrade::OriginPolicy::AllowList(vec![
+    let origin = Config::new().origin(rtwire::upgrade::OriginPolicy::AllowList(vec![
         "https://a.example".into(),
     ]));
     let evil = head_of("GET /s HTTP/1.1\r\nOrigin: https://evil.example\r\n\r\n");
@@ -185,7 +183,7 @@ fn typed_rejections() {
     assert_eq!(accept(&not_utf8, &origin).unwrap_err().status(), 403);
     assert_eq!(accept(&not_utf8, &config).unwrap_err().status(), 403);
 
-    let limited = SseConfig::new().max_streams(1);
+    let limited = Config::new().max_streams(1);
     let first = accept(&anon, &limited).unwrap();
     let second = accept(&anon, &limited.clone()).unwrap_err();
     assert_eq!(second.status(), 503);
@@ -199,7 +197,7 @@ async fn rejection_reaches_the_client_as_a_status() {
     let server = tokio::spawn(async move {
         let (mut sock, _) = l.accept().await.unwrap();
         let head = read_head(&mut sock).await;
-        let config = SseConfig::new().auth(|_| Err(Rejection::forbidden("no")));
+        let config = Config::new().auth(|_| Err(Rejection::forbidden("no")));
         let rej = accept(&head, &config).unwrap_err();
         rej.send(&mut sock).await.unwrap();
     });
@@ -216,11 +214,7 @@ async fn rejection_reaches_the_client_as_a_status() {
 async fn heartbeats_while_idle() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let mut sse = serve_one(
-            &l,
-            SseConfig::new().heartbeat(Some(Duration::from_millis(20))),
-        )
-        .await;
+        let mut sse = serve_one(&l, Config::new().heartbeat(Some(Duration::from_millis(20)))).await;
         sse.send(&Event::new("first")).await.unwrap();
         // Runs until the client leaves.
         sse.idle().await.unwrap_err()
@@ -254,7 +248,7 @@ async fn heartbeats_while_idle() {
 async fn idle_notices_a_client_that_left() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let mut sse = serve_one(&l, SseConfig::new().heartbeat(None)).await;
+        let mut sse = serve_one(&l, Config::new().heartbeat(None)).await;
         let why = sse.idle().await.unwrap_err();
         // Every later call reports the same.
         let again = sse.send(&Event::new("late")).await.unwrap_err();
@@ -275,7 +269,7 @@ async fn sending_to_a_client_that_left_fails() {
     let (l, addr) = listener().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        let mut sse = serve_one(&l, SseConfig::new().heartbeat(None)).await;
+        let mut sse = serve_one(&l, Config::new().heartbeat(None)).await;
         rx.await.unwrap();
         let ev = Event::new("x".repeat(1024));
         for _ in 0..100_000 {
@@ -309,7 +303,7 @@ async fn slow_client_cannot_make_the_server_buffer() {
     let server = tokio::spawn(async move {
         let mut sse = serve_one(
             &l,
-            SseConfig::new()
+            Config::new()
                 .heartbeat(None)
                 .write_timeout(Duration::from_millis(50)),
         )
@@ -349,7 +343,7 @@ async fn slow_client_cannot_make_the_server_buffer() {
 async fn serve_channel(
     mut sock: TcpStream,
     store: Arc<ReplayStore>,
-    config: SseConfig,
+    config: Config,
     drop_after: usize,
 ) -> Result<(), Error> {
     let head = read_head(&mut sock).await;
@@ -357,7 +351,7 @@ async fn serve_channel(
     // This endpoint replays everything to a new client.
     let mut cursor: u64 = req.last_event_id().map_or(0, |id| id.parse().unwrap());
     let mut sse = SseStream::start(sock, req, &config).await?;
-    let mut live = store.subscribe("ch");
+    let mut live = store.subscribe("ch").unwrap();
     let mut sent = 0;
     loop {
         let replay = store.get_after("ch", cursor, 8);
@@ -385,10 +379,12 @@ async fn resume_after_dropped_connections_without_loss_or_duplicates() {
     const TOTAL: u64 = 60;
     let store = Arc::new(ReplayStore::new(1000));
     for i in 1..=10 {
-        store.append("ch", Event::new(format!("event {i}")));
+        store
+            .append("ch", Event::new(format!("event {i}")))
+            .unwrap();
     }
     let (l, addr) = listener().await;
-    let config = SseConfig::new().retry(Some(5));
+    let config = Config::new().retry(Some(5));
     let st = Arc::clone(&store);
     let server = tokio::spawn(async move {
         loop {
@@ -399,7 +395,9 @@ async fn resume_after_dropped_connections_without_loss_or_duplicates() {
     let producer_store = Arc::clone(&store);
     let producer = tokio::spawn(async move {
         for i in 11..=TOTAL {
-            producer_store.append("ch", Event::new(format!("event {i}")));
+            producer_store
+                .append("ch", Event::new(format!("event {i}")))
+                .unwrap();
             tokio::task::yield_now().await;
         }
     });
@@ -422,4 +420,100 @@ async fn resume_after_dropped_connections_without_loss_or_duplicates() {
     assert_eq!(source.delay(), Duration::from_millis(5));
     producer.await.unwrap();
     server.abort();
+}
+
+/// `HEAD` on the event-stream endpoint gets the response head a `GET`
+/// would get, and no body; the stream is then over.
+#[tokio::test]
+async fn head_gets_the_headers_without_a_body() {
+    let config = Config::new();
+    assert!(accept(&head_of("HEAD /s HTTP/1.1\r\n\r\n"), &config)
+        .unwrap()
+        .is_head());
+    assert!(!accept(&head_of("GET /s HTTP/1.1\r\n\r\n"), &config)
+        .unwrap()
+        .is_head());
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut sse = serve_one(&l, Config::new().retry(Some(500))).await;
+        let sent = sse.send(&Event::new("not for HEAD")).await;
+        let io = sse.finish().await.unwrap();
+        drop(io);
+        sent
+    });
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(b"HEAD /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(LIMIT, sock.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:?}");
+    assert!(text.contains("\r\nContent-Type: text/event-stream\r\n"));
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "a body after the head: {text:?}"
+    );
+    assert_eq!(text.matches("\r\n\r\n").count(), 1, "{text:?}");
+    let sent = server.await.unwrap();
+    assert!(matches!(sent, Err(Error::ConnectionClosed)), "{sent:?}");
+}
+
+/// `send` cancelled while the client does not read (here by a 100 ms
+/// timer in `select!`, paused clock): the stream must not pile up one more
+/// event per cancelled call, and the write timeout must still fire, counted
+/// from when writing stalled, not restarted by every call.
+#[tokio::test(start_paused = true)]
+async fn cancelled_sends_neither_pile_up_nor_dodge_the_write_timeout() {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_send_buffer_size(16 * 1024).unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let l = sock.listen(8).unwrap();
+    let addr = l.local_addr().unwrap();
+    const EVENT: usize = 1024;
+    let server = tokio::spawn(async move {
+        let mut sse = serve_one(
+            &l,
+            Config::new()
+                .heartbeat(None)
+                .write_timeout(Duration::from_secs(1)),
+        )
+        .await;
+        let ev = Event::new("x".repeat(EVENT));
+        let mut most = 0;
+        let mut cancelled = 0;
+        while cancelled < 100 {
+            tokio::select! {
+                biased;
+                r = sse.send(&ev) => if let Err(e) = r {
+                    return (Some(e), most, cancelled);
+                },
+                () = tokio::time::sleep(Duration::from_millis(100)) => cancelled += 1,
+            }
+            most = most.max(sse.buffered());
+        }
+        (None, most, cancelled)
+    });
+    let client = TcpSocket::new_v4().unwrap();
+    client.set_recv_buffer_size(4 * 1024).unwrap();
+    let mut client = client.connect(addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // ... and never reads.
+    let (e, most, cancelled) = server.await.unwrap();
+    assert!(most <= EVENT + 32, "the stream held {most} bytes");
+    assert!(
+        matches!(e, Some(Error::Timeout(TimeoutKind::Write))),
+        "{e:?} after {cancelled} cancelled sends"
+    );
+    assert!(
+        cancelled <= 12,
+        "timed out after {cancelled} cancelled sends"
+    );
+    drop(client);
 }

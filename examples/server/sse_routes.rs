@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rtwire::http::RequestHead;
-use rtwire::sse::{accept, Event, Gap, ReplayStore, SseConfig, SseStream};
+use rtwire::sse::{self, accept, Event, Gap, ReplayStore, SseStream};
 use tokio::net::TcpStream;
 
 /// `(id, event type, data)` of `/sse`.
@@ -51,7 +51,7 @@ pub async fn serve_sse_with(
     heartbeat: Option<Duration>,
 ) -> io::Result<()> {
     // The contract reads the header only.
-    let config = SseConfig::new()
+    let config = sse::Config::new()
         .retry(Some(500))
         .heartbeat(heartbeat)
         .last_event_id_param(None);
@@ -116,7 +116,8 @@ impl Clock {
                 let Some(clock) = weak.upgrade() else { return };
                 let ev = Event::new(now_utc()).with_event("tick").map_err(|_| ());
                 if let Ok(ev) = ev {
-                    clock.store.append(CLOCK, ev);
+                    // The clock's one channel always exists: never full.
+                    let _ = clock.store.append(CLOCK, ev);
                 }
             }
         });
@@ -152,7 +153,7 @@ pub async fn serve_clock(
     head: RequestHead,
     clock: Arc<Clock>,
 ) -> io::Result<()> {
-    let config = SseConfig::new().retry(Some(1000));
+    let config = sse::Config::new().retry(Some(1000));
     let req = match accept(&head, &config) {
         Ok(req) => req,
         Err(rejection) => return rejection.send(&mut io).await,
@@ -165,7 +166,7 @@ pub async fn serve_clock(
     };
     outcome(
         async {
-            let mut live = store.subscribe(CLOCK);
+            let mut live = store.subscribe(CLOCK).map_err(io::Error::other)?;
             let mut sse = SseStream::start(io, req, &config).await?;
             let mut replay = first;
             loop {

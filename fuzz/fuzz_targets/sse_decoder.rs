@@ -8,7 +8,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use rtwire::sse::{Decoder, DecoderLimits};
+use rtwire::sse::{Decoder, Limits};
 
 #[derive(Debug, PartialEq)]
 struct Ev {
@@ -26,7 +26,7 @@ struct Outcome {
 }
 
 fn run(input: &[u8], chunk: usize) -> Outcome {
-    let mut dec = Decoder::new(DecoderLimits::default());
+    let mut dec = Decoder::new(Limits::default());
     let mut buf = BytesMut::new();
     let mut events = Vec::new();
     let mut error = false;

@@ -1,5 +1,5 @@
 //! Checking a request for an event stream ([`accept`]): policy
-//! ([`SseConfig`]), `Last-Event-ID`, typed refusals ([`Rejection`]) and
+//! ([`Config`]), `Last-Event-ID`, typed refusals ([`Rejection`]) and
 //! the `200` response head.
 
 use std::fmt;
@@ -14,29 +14,32 @@ use crate::upgrade::{OriginPolicy, Policy, Rejection};
 
 /// Server-side SSE policy and timings.
 ///
-/// | field | default |
+/// Read the fields; build with [`Config::new`] (or `default()`) and the
+/// setters.
+///
+/// | field (setter) | default |
 /// |---|---|
 /// | `last_event_id_param` | `Some("last_event_id")` |
 /// | `max_last_event_id_len` | 256 bytes |
 /// | `heartbeat` | 15 s |
 /// | `retry` | none |
 /// | `write_timeout` | 10 s |
-/// | `origin` | any |
-/// | `auth` | none |
-/// | `max_streams` | unlimited |
+/// | `policy` (`origin`, `auth`, `policy`) | any origin, no auth hook |
+/// | (`max_streams`) | unlimited |
 ///
 /// ```
 /// use std::time::Duration;
-/// use rtwire::sse::SseConfig;
+/// use rtwire::sse::Config;
 ///
-/// let config = SseConfig::new()
+/// let config = Config::new()
 ///     .heartbeat(Some(Duration::from_secs(20)))
 ///     .retry(Some(2000))
 ///     .max_streams(10_000);
 /// assert_eq!(config.retry, Some(2000));
 /// ```
 #[derive(Clone)]
-pub struct SseConfig {
+#[non_exhaustive]
+pub struct Config {
     /// Query parameter read when there is no `Last-Event-ID` header (for
     /// clients that cannot set headers on a reconnect).
     pub last_event_id_param: Option<String>,
@@ -55,9 +58,9 @@ pub struct SseConfig {
     streams: Option<Arc<Semaphore>>,
 }
 
-impl Default for SseConfig {
+impl Default for Config {
     fn default() -> Self {
-        SseConfig {
+        Config {
             last_event_id_param: Some("last_event_id".to_owned()),
             max_last_event_id_len: 256,
             heartbeat: Some(Duration::from_secs(15)),
@@ -69,9 +72,9 @@ impl Default for SseConfig {
     }
 }
 
-impl fmt::Debug for SseConfig {
+impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SseConfig")
+        f.debug_struct("Config")
             .field("last_event_id_param", &self.last_event_id_param)
             .field("max_last_event_id_len", &self.max_last_event_id_len)
             .field("heartbeat", &self.heartbeat)
@@ -83,7 +86,7 @@ impl fmt::Debug for SseConfig {
     }
 }
 
-impl SseConfig {
+impl Config {
     /// The defaults (see the table above).
     pub fn new() -> Self {
         Self::default()
@@ -92,6 +95,12 @@ impl SseConfig {
     /// Sets the `Last-Event-ID` query parameter fallback (`None`: header only).
     pub fn last_event_id_param(mut self, param: Option<&str>) -> Self {
         self.last_event_id_param = param.map(str::to_owned);
+        self
+    }
+
+    /// Sets the longest accepted last event id (longer is a 400).
+    pub fn max_last_event_id_len(mut self, bytes: usize) -> Self {
+        self.max_last_event_id_len = bytes;
         self
     }
 
@@ -147,6 +156,7 @@ impl SseConfig {
 #[derive(Debug)]
 pub struct SseRequest {
     pub(crate) last_event_id: Option<String>,
+    pub(crate) head: bool,
     pub(crate) http10: bool,
     pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
@@ -155,6 +165,12 @@ impl SseRequest {
     /// The client's last event id (header, else query parameter), if any.
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_event_id.as_deref()
+    }
+
+    /// Whether this is a `HEAD` request: the response is the head alone
+    /// ([`SseStream::start`](super::SseStream::start) writes no body).
+    pub fn is_head(&self) -> bool {
+        self.head
     }
 
     /// Appends the `200` response head to `buf`: `Content-Type:
@@ -173,7 +189,8 @@ impl SseRequest {
     }
 }
 
-/// Checks a request for an event stream: method `GET` (405), origin (403),
+/// Checks a request for an event stream: method `GET` or `HEAD` (405;
+/// see [`SseRequest::is_head`]), origin (403),
 /// the auth hook (its status), `Last-Event-ID` from the header or the query
 /// parameter (400 when it is not UTF-8, has NUL or is too long), and the
 /// stream limit (503).
@@ -181,17 +198,19 @@ impl SseRequest {
 /// ```
 /// use bytes::BytesMut;
 /// use rtwire::http::{HeadParser, Limits};
-/// use rtwire::sse::{accept, SseConfig};
+/// use rtwire::sse::{accept, Config};
 ///
 /// let mut buf = BytesMut::from(&b"GET /sse?last_event_id=41 HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
 /// let head = HeadParser::new(Limits::default()).parse_request(&mut buf).unwrap().unwrap();
-/// let req = accept(&head, &SseConfig::new()).unwrap();
+/// let req = accept(&head, &Config::new()).unwrap();
 /// assert_eq!(req.last_event_id(), Some("41"));
 /// ```
-pub fn accept(head: &RequestHead, config: &SseConfig) -> Result<SseRequest, Rejection> {
-    if head.method() != "GET" {
-        return Err(Rejection::method_not_allowed());
-    }
+pub fn accept(head: &RequestHead, config: &Config) -> Result<SseRequest, Rejection> {
+    let is_head = match head.method() {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Err(Rejection::method_not_allowed()),
+    };
     config.policy.check(head)?;
     let last_event_id = match head.header("last-event-id") {
         Some(raw) => Some(valid_id(raw, config)?),
@@ -217,6 +236,7 @@ pub fn accept(head: &RequestHead, config: &SseConfig) -> Result<SseRequest, Reje
     };
     Ok(SseRequest {
         last_event_id,
+        head: is_head,
         http10: head.minor_version() == 0,
         permit,
     })
@@ -229,7 +249,7 @@ fn has_param(query: &str, param: &str) -> bool {
         .any(|kv| kv.split_once('=').map_or(kv, |(k, _)| k) == param)
 }
 
-fn valid_id(raw: &[u8], config: &SseConfig) -> Result<String, Rejection> {
+fn valid_id(raw: &[u8], config: &Config) -> Result<String, Rejection> {
     let bad = || Rejection::bad_request("invalid last event id");
     if raw.len() > config.max_last_event_id_len || raw.contains(&0) {
         return Err(bad());

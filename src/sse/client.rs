@@ -12,28 +12,44 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::chunked::{dechunk, Chunk};
-use super::decoder::{Decoder, DecoderLimits};
+use super::decoder::{Decoder, Limits};
 use super::error::ClientError;
 use super::event::MessageEvent;
-use crate::http::{has_token, HeadParser, Limits, ResponseHead};
+use crate::http::{self, has_token, HeadParser, ResponseHead};
 
 /// Client settings.
 ///
+/// Read the fields; build with [`ClientConfig::new`] (or `default()`) and
+/// the setters:
+///
 /// | field | default |
 /// |---|---|
-/// | `limits` | [`DecoderLimits::default`] |
-/// | `head_limits` | [`Limits::default`] |
+/// | `limits` | [`Limits::default`] |
+/// | `head_limits` | [`http::Limits::default`] |
 /// | `default_retry` | 3 s (what browsers use) |
 /// | `max_retry` | 60 s (a larger server `retry` is clamped) |
 /// | `read_timeout` | none |
+///
+/// ```
+/// use std::time::Duration;
+/// use rtwire::sse::{ClientConfig, Limits};
+///
+/// let config = ClientConfig::new()
+///     .limits(Limits::new().max_event(64 * 1024))
+///     .default_retry(Duration::from_millis(500))
+///     .read_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(config.max_retry, Duration::from_secs(60));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Bounds on lines and events.
-    pub limits: DecoderLimits,
+    pub limits: Limits,
     /// Bounds on the response head.
-    pub head_limits: Limits,
+    pub head_limits: http::Limits,
     /// Reconnection delay until the server sends `retry`.
     pub default_retry: Duration,
     /// Upper bound on the reconnection delay.
@@ -45,12 +61,49 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
-            limits: DecoderLimits::default(),
-            head_limits: Limits::default(),
+            limits: Limits::default(),
+            head_limits: http::Limits::default(),
             default_retry: Duration::from_secs(3),
             max_retry: Duration::from_secs(60),
             read_timeout: None,
         }
+    }
+}
+
+impl ClientConfig {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the decoder limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the response head limits.
+    pub fn head_limits(mut self, limits: http::Limits) -> Self {
+        self.head_limits = limits;
+        self
+    }
+
+    /// Sets the reconnection delay used until the server sends `retry`.
+    pub fn default_retry(mut self, delay: Duration) -> Self {
+        self.default_retry = delay;
+        self
+    }
+
+    /// Sets the upper bound on the reconnection delay.
+    pub fn max_retry(mut self, delay: Duration) -> Self {
+        self.max_retry = delay;
+        self
+    }
+
+    /// Sets the read timeout (`None`: wait forever).
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout;
+        self
     }
 }
 
@@ -100,6 +153,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseClient<S> {
     /// Sends `GET path` with `Accept: text/event-stream` (and
     /// `Last-Event-ID` when given and not empty), reads the response head
     /// and checks the status (200) and the content type.
+    ///
+    /// Nothing is written when `host` or `path` is empty or holds a control
+    /// byte or a space, or `last_event_id` holds CR, LF or NUL:
+    /// [`ClientError::InvalidRequest`].
     pub async fn open(
         io: S,
         host: &str,
@@ -107,6 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseClient<S> {
         last_event_id: Option<&str>,
         config: ClientConfig,
     ) -> Result<Self, ClientError> {
+        check_request(host, path, last_event_id)?;
         let mut io = io;
         let mut req = BytesMut::with_capacity(128 + path.len() + host.len());
         req.put_slice(b"GET ");
@@ -244,6 +302,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseClient<S> {
     }
 }
 
+/// Refuses request parts that would break out of the request line or a
+/// header field.
+fn check_request(host: &str, path: &str, last_event_id: Option<&str>) -> Result<(), ClientError> {
+    // Host and request-target are tokens of the request: no CTL, no space.
+    let token_ok = |s: &str| !s.is_empty() && !s.bytes().any(|b| b <= b' ' || b == 0x7f);
+    if !token_ok(host) {
+        return Err(ClientError::InvalidRequest("host"));
+    }
+    if !token_ok(path) {
+        return Err(ClientError::InvalidRequest("path"));
+    }
+    // A field value: CR or LF would end it, NUL is never valid (and an SSE
+    // id cannot hold one).
+    if last_event_id.is_some_and(|id| id.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))) {
+        return Err(ClientError::InvalidRequest("last event id"));
+    }
+    Ok(())
+}
+
 async fn read_some<S: AsyncRead + Unpin>(
     io: &mut S,
     buf: &mut BytesMut,
@@ -261,6 +338,7 @@ async fn read_some<S: AsyncRead + Unpin>(
 
 type ConnectFuture<S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
 type Connector<S> = Box<dyn FnMut() -> ConnectFuture<S> + Send>;
+type OpenFuture<S> = Pin<Box<dyn Future<Output = Result<SseClient<S>, ClientError>> + Send>>;
 
 /// A reconnecting client, like a browser's `EventSource`: when a response
 /// ends or the connection fails, it waits the server's `retry` delay (or
@@ -288,6 +366,13 @@ pub struct EventSource<S = TcpStream> {
     last_event_id: String,
     retry: Option<u64>,
     connects: u64,
+    /// When the next connection may be opened: set when one is lost or
+    /// fails, so a cancelled [`EventSource::next`] does not restart the
+    /// delay.
+    reconnect_at: Option<Instant>,
+    /// A connection attempt (connect, request, response head) in progress;
+    /// kept across a cancelled [`EventSource::next`].
+    opening: Option<OpenFuture<S>>,
     failed: bool,
 }
 
@@ -315,7 +400,7 @@ impl EventSource<TcpStream> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> EventSource<S> {
     /// An event source that opens connections with `connect`.
     pub fn new<F, Fut>(mut connect: F, host: &str, path: &str, config: ClientConfig) -> Self
     where
@@ -331,6 +416,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
             last_event_id: String::new(),
             retry: None,
             connects: 0,
+            reconnect_at: None,
+            opening: None,
             failed: false,
         }
     }
@@ -343,25 +430,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
     }
 
     /// The next event, reconnecting as needed. Errors are fatal: the source
-    /// will not reconnect after one (later calls return
-    /// [`ClientError::Status`]`(0)`).
+    /// will not reconnect after one, and later calls return
+    /// [`ClientError::Closed`].
+    ///
+    /// Cancel-safe: no event is lost, the reconnection deadline is set once,
+    /// when the connection is lost (calling again after a cancelled call
+    /// waits only for what is left of the delay), and a connection attempt
+    /// in progress is kept and resumed by the next call.
     pub async fn next(&mut self) -> Result<MessageEvent, ClientError> {
         loop {
             if self.failed {
-                return Err(ClientError::Status(0));
+                return Err(ClientError::Closed);
             }
             if self.conn.is_none() {
-                if self.connects > 0 {
-                    tokio::time::sleep(self.delay()).await;
+                if self.opening.is_none() {
+                    if let Some(at) = self.reconnect_at {
+                        tokio::time::sleep_until(at).await;
+                    }
+                    self.connects += 1;
+                    self.opening = Some(self.open());
                 }
-                self.connects += 1;
-                match self.open().await {
+                let Some(opening) = self.opening.as_mut() else {
+                    continue;
+                };
+                let opened = opening.await;
+                self.opening = None;
+                self.reconnect_at = None;
+                match opened {
                     Ok(c) => self.conn = Some(c),
                     Err(e) if e.is_fatal() => {
                         self.failed = true;
                         return Err(e);
                     }
-                    Err(_) => continue,
+                    Err(_) => {
+                        self.lost();
+                        continue;
+                    }
                 }
             }
             let Some(conn) = self.conn.as_mut() else {
@@ -372,21 +476,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
             self.retry = conn.retry().or(self.retry);
             match r {
                 Ok(Some(ev)) => return Ok(ev),
-                Ok(None) => self.conn = None,
+                Ok(None) => self.lost(),
                 Err(e) if e.is_fatal() => {
                     self.conn = None;
                     self.failed = true;
                     return Err(e);
                 }
-                Err(_) => self.conn = None,
+                Err(_) => self.lost(),
             }
         }
     }
 
     /// Drops the current connection (the next call to [`EventSource::next`]
     /// reconnects after the delay), as a network failure would.
+    /// A connection attempt in progress is dropped too.
     pub fn disconnect(&mut self) {
+        if self.conn.is_some() || self.opening.take().is_some() {
+            self.lost();
+        }
+    }
+
+    /// The connection is gone: reconnect after the delay from now.
+    fn lost(&mut self) {
         self.conn = None;
+        self.reconnect_at = Some(Instant::now() + self.delay());
     }
 
     /// Connections opened so far (the first one included).
@@ -407,15 +520,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EventSource<S> {
             .min(self.config.max_retry)
     }
 
-    async fn open(&mut self) -> Result<SseClient<S>, ClientError> {
-        let io = (self.connect)().await?;
-        SseClient::open(
-            io,
-            &self.host,
-            &self.path,
-            Some(&self.last_event_id),
-            self.config.clone(),
-        )
-        .await
+    /// A connection attempt that owns what it needs, so it can be kept
+    /// across cancelled calls.
+    fn open(&mut self) -> OpenFuture<S> {
+        let connect = (self.connect)();
+        let host = self.host.clone();
+        let path = self.path.clone();
+        let id = self.last_event_id.clone();
+        let config = self.config.clone();
+        Box::pin(async move {
+            let io = connect.await?;
+            SseClient::open(io, &host, &path, Some(&id), config).await
+        })
     }
 }

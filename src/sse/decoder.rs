@@ -34,9 +34,23 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Bounds on what a server can make the decoder buffer.
 ///
-/// Defaults: 64 KiB per line, 1 MiB per event (data plus type).
+/// | field | default |
+/// |---|---|
+/// | `max_line` | 64 KiB (a line, without its line end) |
+/// | `max_event` | 1 MiB (data plus event type) |
+///
+/// Read the fields; build with [`Limits::new`] (or `default()`) and the
+/// setters:
+///
+/// ```
+/// use rtwire::sse::Limits;
+///
+/// let limits = Limits::new().max_line(4096).max_event(64 * 1024);
+/// assert_eq!((limits.max_line, limits.max_event), (4096, 64 * 1024));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DecoderLimits {
+#[non_exhaustive]
+pub struct Limits {
     /// Longest line, without its line end. Over it:
     /// [`DecodeError::LineTooLong`]. The caller's buffer holds at most this
     /// plus one read of an unfinished line before the error is reported.
@@ -46,12 +60,31 @@ pub struct DecoderLimits {
     pub max_event: usize,
 }
 
-impl Default for DecoderLimits {
+impl Default for Limits {
     fn default() -> Self {
-        DecoderLimits {
+        Limits::new()
+    }
+}
+
+impl Limits {
+    /// The defaults (see the table above).
+    pub const fn new() -> Self {
+        Limits {
             max_line: 64 * 1024,
             max_event: 1024 * 1024,
         }
+    }
+
+    /// Sets the longest accepted line.
+    pub const fn max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes;
+        self
+    }
+
+    /// Sets the largest accepted event (data plus type).
+    pub const fn max_event(mut self, bytes: usize) -> Self {
+        self.max_event = bytes;
+        self
     }
 }
 
@@ -64,9 +97,9 @@ impl Default for DecoderLimits {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use rtwire::sse::{Decoder, DecoderLimits};
+/// use rtwire::sse::{Decoder, Limits};
 ///
-/// let mut dec = Decoder::new(DecoderLimits::default());
+/// let mut dec = Decoder::new(Limits::default());
 /// let mut buf = BytesMut::new();
 /// buf.extend_from_slice(b"\xEF\xBB\xBFevent: greet\r\ndata: a\r");
 /// assert!(dec.decode(&mut buf)?.is_none());
@@ -77,7 +110,7 @@ impl Default for DecoderLimits {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Decoder {
-    limits: DecoderLimits,
+    limits: Limits,
     /// Whether the start of the stream has been checked for a BOM.
     bom_checked: bool,
     /// The previous line ended with a CR at the very end of the buffer: a
@@ -96,7 +129,7 @@ pub struct Decoder {
 
 impl Decoder {
     /// A decoder at the start of a stream.
-    pub fn new(limits: DecoderLimits) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Decoder {
             limits,
             bom_checked: false,
@@ -112,7 +145,7 @@ impl Decoder {
 
     /// A decoder whose last event id starts as `id` (a client resuming with
     /// `Last-Event-ID`).
-    pub fn with_last_event_id(limits: DecoderLimits, id: &str) -> Self {
+    pub fn with_last_event_id(limits: Limits, id: &str) -> Self {
         let mut d = Decoder::new(limits);
         d.id_buffer.push_str(id);
         d.last_event_id.push_str(id);
@@ -120,7 +153,7 @@ impl Decoder {
     }
 
     /// The limits in force.
-    pub fn limits(&self) -> &DecoderLimits {
+    pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
@@ -292,7 +325,7 @@ mod tests {
 
     /// Decodes `input` fed one byte at a time.
     fn bytewise(input: &[u8]) -> Vec<MessageEvent> {
-        let mut d = Decoder::new(DecoderLimits::default());
+        let mut d = Decoder::new(Limits::default());
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         for &b in input {
@@ -319,7 +352,7 @@ mod tests {
 
     #[test]
     fn partial_line_scan_is_linear() {
-        let mut d = Decoder::new(DecoderLimits::default());
+        let mut d = Decoder::new(Limits::default());
         let mut buf = BytesMut::new();
         for _ in 0..1000 {
             buf.extend_from_slice(b"x");

@@ -2,6 +2,7 @@
 //!
 //! - [`EventError`]: an [`Event`](super::Event) field that cannot be encoded.
 //! - [`DecodeError`]: the [`Decoder`](super::Decoder) hit a configured limit.
+//! - [`StoreError`]: the [`ReplayStore`](super::ReplayStore) is full.
 //! - [`ClientError`]: the [`SseClient`](super::SseClient) could not open or read a
 //!   stream.
 //!
@@ -44,7 +45,7 @@ impl fmt::Display for EventError {
 
 impl std::error::Error for EventError {}
 
-/// The stream exceeded a [`DecoderLimits`](super::DecoderLimits) bound.
+/// The stream exceeded a [`Limits`](super::Limits) bound.
 ///
 /// The decoder is left in an unspecified (but safe) state: drop the
 /// connection.
@@ -74,6 +75,30 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Why a [`ReplayStore`](super::ReplayStore) refused to create a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store holds its maximum number of channels and every one has a
+    /// live subscriber, so none can be evicted.
+    TooManyChannels {
+        /// The limit in force.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::TooManyChannels { limit } => {
+                write!(f, "replay store full: {limit} channels, all subscribed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
 /// Why the SSE client could not open or read a stream.
 ///
 /// [`ClientError::is_fatal`] tells a browser-like client whether to give up
@@ -95,6 +120,15 @@ pub enum ClientError {
     Decode(DecodeError),
     /// No response head or no progress within the configured time.
     Timeout,
+    /// The request was not sent: the named part (`"host"`, `"path"` or
+    /// `"last event id"`) contains a byte that would end the request line
+    /// or a header (CR, LF, NUL; in the host and path any control byte or
+    /// a space), which could inject headers or a second request.
+    InvalidRequest(&'static str),
+    /// The [`EventSource`](super::EventSource) stopped after a fatal error
+    /// (returned by the call that hit it) and will not reconnect: every
+    /// later call returns this.
+    Closed,
 }
 
 impl ClientError {
@@ -116,6 +150,8 @@ impl fmt::Display for ClientError {
             ClientError::Chunked(why) => write!(f, "malformed chunked body: {why}"),
             ClientError::Decode(e) => write!(f, "{e}"),
             ClientError::Timeout => f.write_str("timed out"),
+            ClientError::Closed => f.write_str("event source closed after a fatal error"),
+            ClientError::InvalidRequest(what) => write!(f, "invalid request: bad byte in {what}"),
         }
     }
 }

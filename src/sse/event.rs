@@ -203,9 +203,9 @@ impl fmt::Debug for Event<'_> {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use rtwire::sse::{Decoder, DecoderLimits};
+/// use rtwire::sse::{Decoder, Limits};
 ///
-/// let mut dec = Decoder::new(DecoderLimits::default());
+/// let mut dec = Decoder::new(Limits::default());
 /// let mut buf = BytesMut::from(&b"id: 7\ndata: hi\n\n"[..]);
 /// let ev = dec.decode(&mut buf)?.unwrap();
 /// assert_eq!(ev.event_type(), "message");

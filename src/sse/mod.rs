@@ -2,7 +2,7 @@
 //!
 //! - [`Event`] and [`Encoder`]: events into a caller's reusable `BytesMut`,
 //!   or once into a shared [`EncodedEvent`] for many streams.
-//! - [`Decoder`]: the WHATWG parser, sans-IO, bounded by [`DecoderLimits`].
+//! - [`Decoder`]: the WHATWG parser, sans-IO, bounded by [`Limits`].
 //! - [`accept`], [`SseStream`]: serving a stream over any `AsyncWrite`, with
 //!   heartbeats, a write timeout, `Last-Event-ID` and disconnect detection.
 //! - [`SseClient`], [`EventSource`]: a client over any
@@ -12,13 +12,13 @@
 //!
 //! ```
 //! use bytes::BytesMut;
-//! use rtwire::sse::{Decoder, DecoderLimits, Encoder, Event};
+//! use rtwire::sse::{Decoder, Limits, Encoder, Event};
 //!
 //! let mut wire = BytesMut::new();
 //! let ev = Event::new("a\r\nb").with_id("1")?;
 //! Encoder::new().encode(&ev, &mut wire);
 //!
-//! let mut dec = Decoder::new(DecoderLimits::default());
+//! let mut dec = Decoder::new(Limits::default());
 //! let got = dec.decode(&mut wire).unwrap().unwrap();
 //! assert_eq!(got.data(), "a\nb"); // CRLF is one line break
 //! assert_eq!(got.last_event_id(), "1");
@@ -35,11 +35,11 @@ mod event;
 mod store;
 mod stream;
 
-pub use accept::{accept, SseConfig, SseRequest};
+pub use accept::{accept, Config, SseRequest};
 pub use client::{ClientConfig, EventSource, SseClient};
-pub use decoder::{Decoder, DecoderLimits};
+pub use decoder::{Decoder, Limits};
 pub use encoder::{EncodedEvent, Encoder, KEEPALIVE};
-pub use error::{ClientError, DecodeError, EventError};
+pub use error::{ClientError, DecodeError, EventError, StoreError};
 pub use event::{Event, MessageEvent};
-pub use store::{Gap, Replay, ReplayStore, StoredEvent};
+pub use store::{Gap, Replay, ReplayStore, StoredEvent, DEFAULT_MAX_CHANNELS};
 pub use stream::SseStream;

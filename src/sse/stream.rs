@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
-use super::accept::{SseConfig, SseRequest};
+use super::accept::{Config, SseRequest};
 use super::encoder::{EncodedEvent, Encoder, KEEPALIVE};
 use super::event::Event;
 use crate::error::{Error, TimeoutKind};
@@ -35,10 +35,10 @@ const IDLE_CAPACITY: usize = 4 * 1024;
 /// every later call returns it too) or `Io`.
 ///
 /// ```no_run
-/// use rtwire::sse::{accept, Event, SseConfig, SseStream};
+/// use rtwire::sse::{accept, Event, Config, SseStream};
 /// # async fn serve(io: tokio::net::TcpStream, head: rtwire::http::RequestHead,
 /// #                mut rx: tokio::sync::mpsc::Receiver<String>) -> Result<(), rtwire::Error> {
-/// let config = SseConfig::new();
+/// let config = Config::new();
 /// let req = match accept(&head, &config) {
 ///     Ok(req) => req,
 ///     Err(rejection) => {
@@ -68,8 +68,13 @@ pub struct SseStream<S> {
     heartbeat: Option<Duration>,
     next_heartbeat: Pin<Box<Sleep>>,
     write_timeout: Duration,
+    /// When the write in progress times out; kept across cancelled calls
+    /// and cleared by progress.
+    stall_deadline: Option<Instant>,
     last_event_id: Option<String>,
     closed: bool,
+    /// A `HEAD` response: the head was the whole response.
+    head_only: bool,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -97,7 +102,12 @@ fn is_disconnect(e: &io::Error) -> bool {
 impl<S: AsyncWrite + Unpin> SseStream<S> {
     /// Writes the response head of `req` (and the configured `retry`) and
     /// returns the stream.
-    pub async fn start(io: S, req: SseRequest, config: &SseConfig) -> Result<Self, Error> {
+    ///
+    /// For a `HEAD` request ([`SseRequest::is_head`]) only the head is
+    /// written: the response is complete, later sends return
+    /// `ConnectionClosed` as if the client had left, and
+    /// [`SseStream::finish`] returns the transport.
+    pub async fn start(io: S, req: SseRequest, config: &Config) -> Result<Self, Error> {
         let mut head = BytesMut::with_capacity(256);
         req.write_head(&mut head);
         let heartbeat = config.heartbeat;
@@ -111,15 +121,18 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
                 heartbeat.unwrap_or(Duration::from_secs(86_400)),
             )),
             write_timeout: config.write_timeout,
+            stall_deadline: None,
             last_event_id: req.last_event_id,
             closed: false,
+            head_only: req.head,
             _permit: req.permit,
         };
-        if let Some(ms) = config.retry {
+        if let Some(ms) = config.retry.filter(|_| !s.head_only) {
             let enc = s.encoder;
             s.framed(|buf| enc.retry(ms, buf));
         }
         s.flush_buf().await?;
+        s.closed = s.head_only;
         Ok(s)
     }
 
@@ -134,33 +147,45 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
         self.buf.len()
     }
 
-    /// Sends `event` and flushes. If the call is cancelled, the event is
-    /// either not sent or finishes with the next call: the stream never
-    /// holds a partial event followed by another.
+    /// Sends `event` and flushes.
+    ///
+    /// Cancel-safe in this sense: if the call is cancelled, the event is
+    /// either not sent or finishes with the next call (which first finishes
+    /// it, then takes its own), so the stream never holds more than one
+    /// event however often calls are cancelled; and the write timeout
+    /// counts from when writing stalled, not from each call.
     pub async fn send(&mut self, event: &Event<'_>) -> Result<(), Error> {
-        self.check_open()?;
+        self.ready().await?;
         let enc = self.encoder;
         self.framed(|buf| enc.encode(event, buf));
         self.flush_buf().await
     }
 
     /// Sends an event encoded once for many streams.
+    /// Cancel-safe as [`SseStream::send`] is.
     pub async fn send_encoded(&mut self, event: &EncodedEvent) -> Result<(), Error> {
-        self.check_open()?;
+        self.ready().await?;
         self.framed(|buf| buf.put_slice(event.as_bytes()));
         self.flush_buf().await
     }
 
     /// Sends a keepalive comment now.
     pub async fn heartbeat(&mut self) -> Result<(), Error> {
-        self.check_open()?;
+        self.ready().await?;
         self.framed(|buf| buf.put_slice(KEEPALIVE));
         self.flush_buf().await
     }
 
     /// Ends the response (the last chunk on HTTP/1.1; a shutdown on
-    /// HTTP/1.0) and returns the transport.
+    /// HTTP/1.0) and returns the transport. After a `HEAD` response there
+    /// is nothing to end (HTTP/1.0: the write side is shut down).
     pub async fn finish(mut self) -> Result<S, Error> {
+        if self.head_only {
+            if !self.chunked {
+                self.io.shutdown().await?;
+            }
+            return Ok(self.io);
+        }
         self.check_open()?;
         if self.chunked {
             self.buf.put_slice(b"0\r\n\r\n");
@@ -185,6 +210,16 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
         }
     }
 
+    /// Checks the stream is open and finishes what a cancelled call left
+    /// in the buffer, so a new event is only added to an empty one.
+    async fn ready(&mut self) -> Result<(), Error> {
+        self.check_open()?;
+        if !self.buf.is_empty() {
+            self.flush_buf().await?;
+        }
+        Ok(())
+    }
+
     /// Appends what `write` produces as one chunk (if chunked).
     fn framed(&mut self, write: impl FnOnce(&mut BytesMut)) {
         if !self.chunked {
@@ -206,8 +241,8 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
         self.buf.put_slice(b"\r\n");
     }
 
-    /// Writes the whole buffer, failing when a write makes no progress
-    /// within the write timeout.
+    /// Writes the whole buffer, failing when writing makes no progress
+    /// within the write timeout (measured across cancelled calls).
     async fn flush_buf(&mut self) -> Result<(), Error> {
         let r = self.write_all_timed().await;
         if r.is_err() {
@@ -216,9 +251,20 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
         r
     }
 
+    /// The deadline of the write in progress, set by the first attempt.
+    /// (`timeout_at` polls the write first, so a write that can proceed
+    /// does, even past the deadline.)
+    fn stall_deadline(&mut self) -> Instant {
+        let timeout = self.write_timeout;
+        *self
+            .stall_deadline
+            .get_or_insert_with(|| Instant::now() + timeout)
+    }
+
     async fn write_all_timed(&mut self) -> Result<(), Error> {
         while !self.buf.is_empty() {
-            let n = match tokio::time::timeout(self.write_timeout, self.io.write(&self.buf)).await {
+            let deadline = self.stall_deadline();
+            let n = match tokio::time::timeout_at(deadline, self.io.write(&self.buf)).await {
                 Err(_) => return Err(Error::Timeout(TimeoutKind::Write)),
                 Ok(Ok(0)) => return Err(Error::ConnectionClosed),
                 Ok(Ok(n)) => n,
@@ -226,12 +272,14 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
                 Ok(Err(e)) => return Err(Error::Io(e)),
             };
             bytes::Buf::advance(&mut self.buf, n);
+            self.stall_deadline = None;
         }
-        match tokio::time::timeout(self.write_timeout, self.io.flush()).await {
+        let deadline = self.stall_deadline();
+        match tokio::time::timeout_at(deadline, self.io.flush()).await {
             Err(_) => return Err(Error::Timeout(TimeoutKind::Write)),
             Ok(Err(e)) if is_disconnect(&e) => return Err(Error::ConnectionClosed),
             Ok(Err(e)) => return Err(Error::Io(e)),
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => self.stall_deadline = None,
         }
         if self.buf.capacity() > IDLE_CAPACITY {
             // After a large event, give the memory back.

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::StreamExt;
-use rtwire::sse::{Decoder, DecoderLimits, Encoder, Event};
+use rtwire::sse::{Decoder, Limits, Encoder, Event};
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -200,7 +200,7 @@ fn decode(c: &mut Criterion) {
         g.throughput(Throughput::Elements(count as u64));
         g.bench_function(BenchmarkId::new("rtwire", count), |b| {
             b.iter(|| {
-                let mut dec = Decoder::new(DecoderLimits::default());
+                let mut dec = Decoder::new(Limits::default());
                 let mut buf = BytesMut::new();
                 let mut n = 0;
                 for ch in &chunks {
