@@ -113,5 +113,35 @@ fn encode_client(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, header, decode, encode_client);
+/// What a client's masking key costs: a 16-byte frame encoded in the
+/// server role (no key), in the client role (a key from rand's ThreadRng,
+/// a ChaCha12 CSPRNG seeded from the OS, as RFC 6455 §10.3 requires), and,
+/// for scale, the xorshift64* generator rtwire used before (predictable:
+/// not acceptable for masking).
+fn mask_key_cost(c: &mut Criterion) {
+    let mut g = c.benchmark_group("frame/encode_16B_key_cost");
+    let frame = Frame::new(OpCode::Binary, Bytes::from(vec![0xabu8; 16]));
+    for (name, role) in [("server_no_key", Role::Server), ("client_csprng_key", Role::Client)] {
+        g.bench_function(name, |b| {
+            let mut enc = Encoder::new(role);
+            let mut out = BytesMut::with_capacity(64);
+            b.iter(|| {
+                out.clear();
+                enc.encode(black_box(&frame), &mut out);
+            })
+        });
+    }
+    g.bench_function("xorshift_key_alone", |b| {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        b.iter(|| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            black_box((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, header, decode, encode_client, mask_key_cost);
 criterion_main!(benches);
