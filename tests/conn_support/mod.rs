@@ -4,6 +4,8 @@
 //! and small utilities. Included with `mod conn_support;`.
 #![allow(dead_code)]
 
+pub mod chaos_io;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
