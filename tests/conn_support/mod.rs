@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod chaos_io;
+pub mod write_script;
 
 use std::future::Future;
 use std::io;
