@@ -99,3 +99,13 @@ pub fn check_head_position<T>(
     assert_eq!(&wire[start..end], head);
     assert_eq!(&chunked.leftover[..], &wire[end..chunked.fed]);
 }
+
+/// The chaotic test stream of the `conn_*` integration tests (the same
+/// file, so the fuzz target and the property test drive one model).
+#[path = "../../tests/conn_support/chaos_io.rs"]
+pub mod chaos_io;
+
+/// Frame scripts written through `Conn` / `WriteHalf` and the exact-output
+/// check (the same file as `tests/conn_support/write_script.rs`).
+#[path = "../../tests/conn_support/write_script.rs"]
+pub mod write_script;

@@ -4,6 +4,9 @@
 //! and small utilities. Included with `mod conn_support;`.
 #![allow(dead_code)]
 
+pub mod chaos_io;
+pub mod write_script;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
