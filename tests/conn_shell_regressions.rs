@@ -417,3 +417,50 @@ fn client_masking_keys_are_fresh_per_frame() {
         None
     );
 }
+
+/// Before: the split read half queued its close reply and only then marked
+/// the close as sent, so a write half feeding at that moment could put a
+/// data frame after the close frame. A race, so many rounds on two
+/// threads; the peer must never see a data frame after the close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_split_data_frame_could_follow_the_close_reply() {
+    for round in 0..100u32 {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let conn = accept(&l, &Config::default()).await;
+            let (mut read, mut write) = conn.split();
+            let writer = tokio::spawn(async move {
+                let mut sent = 0u32;
+                loop {
+                    match write.send_text(format!("d{sent}")).await {
+                        Ok(()) => sent += 1,
+                        Err(Error::AlreadyClosing) | Err(Error::Io(_)) => return sent,
+                        Err(e) => panic!("round {round}: {e}"),
+                    }
+                }
+            });
+            while let Ok(Some(_)) = read.read_message().await {}
+            writer.await.unwrap()
+        });
+        let mut client = RawClient::connect(addr, "/", "").await;
+        // Let some data flow, then close while the writer is busy.
+        let first = client.frame().await;
+        assert_eq!(first.opcode, OpCode::Text);
+        client.send(Frame::close(CloseCode::NORMAL, "")).await;
+        let mut after_close = Vec::new();
+        let mut closed = false;
+        while let Ok(Some(f)) = bounded("frames", client.r.recv()).await {
+            if closed {
+                after_close.push(f);
+            } else if f.opcode == OpCode::Close {
+                closed = true;
+            }
+        }
+        assert!(closed, "round {round}: no close reply");
+        assert!(
+            after_close.is_empty(),
+            "round {round}: frames after the close: {after_close:?}"
+        );
+        bounded("server", server).await.unwrap();
+    }
+}
