@@ -1,9 +1,16 @@
 //! Cancellation safety: `read_frame` and `read_message` dropped inside
-//! `tokio::select!` racing a short timer, while a raw peer trickles frames
-//! over loopback TCP a few bytes at a time (headers split, fragmented
-//! messages, pings in between). Every frame or message must arrive exactly
-//! once, intact and in order, every ping must be answered exactly once, and
-//! the timer must actually have won many races.
+//! `tokio::select!`, while a raw peer trickles frames over loopback TCP a
+//! few bytes at a time (headers split, fragmented messages, pings in
+//! between). Every frame or message must arrive exactly once, intact and in
+//! order, and every ping must be answered exactly once.
+//!
+//! The reads are interrupted by events, not timers: after each piece it
+//! writes, the peer sends a "tick" on a channel that the server's `select!`
+//! races against the read (the read polled first, so the tick only wins
+//! while the read is waiting), and waits for the server to acknowledge it.
+//! A seeded number of `yield_now`s before each tick decides whether the
+//! server's read has already consumed the piece (it is then waiting in the
+//! middle of a frame) or not yet. Every tick must have interrupted a read.
 
 mod conn_support;
 
@@ -13,7 +20,31 @@ use bytes::{Bytes, BytesMut};
 use conn_support::*;
 use rtwire::ws::{CloseCode, Config, Frame, Message, OpCode};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// The server's end of the interruption channel: each tick carries the
+/// sender of its acknowledgement.
+type Ticks = mpsc::UnboundedReceiver<oneshot::Sender<()>>;
+
+/// The peer's end of the interruption channel.
+#[derive(Clone)]
+struct Ticker(mpsc::UnboundedSender<oneshot::Sender<()>>);
+
+fn ticks() -> (Ticker, Ticks) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Ticker(tx), rx)
+}
+
+impl Ticker {
+    /// Interrupts the server's read once; returns when the server's
+    /// `select!` has taken the tick (and dropped its read future).
+    async fn tick(&self) {
+        let (ack, acked) = oneshot::channel();
+        self.0.send(ack).expect("server gone");
+        acked.await.expect("tick dropped");
+    }
+}
 
 /// What the peer sends: frames, and the messages they make.
 struct Script {
@@ -95,10 +126,12 @@ fn script(seed: u64) -> Script {
     }
 }
 
-/// Writes `frames` (masked) in small pieces with a pause after each piece:
-/// headers and short payloads go 1-7 bytes at a time, long payloads in
-/// bigger pieces. Then sends a close. Returns when everything is written.
-async fn trickle(w: &mut RawWriter, frames: &[Frame], seed: u64) {
+/// Writes `frames` (masked) in small pieces, interrupting the server's read
+/// after each piece: headers and short payloads go 1-7 bytes at a time, long
+/// payloads in bigger pieces. Then sends a close. Returns the number of
+/// ticks, when everything is written.
+async fn trickle(w: &mut RawWriter, frames: &[Frame], seed: u64, ticker: &Ticker) -> u32 {
+    let mut ticks = 0;
     let mut rng = Rng::new(seed);
     for f in frames {
         let mut out = BytesMut::new();
@@ -113,11 +146,18 @@ async fn trickle(w: &mut RawWriter, frames: &[Frame], seed: u64) {
             let end = (pos + n).min(out.len());
             w.tcp.write_all(&out[pos..end]).await.unwrap();
             pos = end;
-            // The peer's own pace, not a wait for the server.
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // 0: the server has not seen the piece yet when its read is
+            // dropped; 1-3: each yield lets the runtime poll its I/O driver,
+            // so the read has taken the piece and waits for more.
+            for _ in 0..rng.range(0, 3) {
+                tokio::task::yield_now().await;
+            }
+            ticker.tick().await;
+            ticks += 1;
         }
     }
     w.send(Frame::close(CloseCode(4321), "done")).await;
+    ticks
 }
 
 /// Collects pong payloads until the server's close reply.
@@ -136,17 +176,17 @@ async fn collect_pongs(r: &mut RawReader) -> (Vec<Bytes>, Option<u16>) {
     }
 }
 
-const SHORT: Duration = Duration::from_micros(300);
-
 #[tokio::test]
 async fn read_frame_dropped_in_select_loses_nothing() {
     let sc = script(1);
     let (l, addr) = listener().await;
+    let (ticker, mut ticks) = ticks();
     let server = tokio::spawn(async move {
         let mut conn = accept(&l, &Config::default()).await;
         let (mut got, mut fired) = (Vec::new(), 0u32);
         loop {
             tokio::select! {
+                biased;
                 r = conn.read_frame() => {
                     let f = r.expect("read_frame");
                     if f.opcode == OpCode::Close {
@@ -154,7 +194,10 @@ async fn read_frame_dropped_in_select_loses_nothing() {
                     }
                     got.push(f);
                 }
-                _ = tokio::time::sleep(SHORT) => fired += 1,
+                Some(ack) = ticks.recv() => {
+                    fired += 1;
+                    let _ = ack.send(());
+                }
             }
         }
         assert!(conn.read_frame().await.is_err(), "read after close");
@@ -163,9 +206,9 @@ async fn read_frame_dropped_in_select_loses_nothing() {
     let c = RawClient::connect(addr, "/", "").await;
     let (mut r, mut w) = (c.r, c.w);
     let frames = sc.frames.clone();
-    let writer = tokio::spawn(async move { trickle(&mut w, &frames, 2).await });
+    let writer = tokio::spawn(async move { trickle(&mut w, &frames, 2, &ticker).await });
     let (pongs, code) = bounded("pongs", collect_pongs(&mut r)).await;
-    bounded("writer", writer).await.unwrap();
+    let sent = bounded("writer", writer).await.unwrap();
     let (got, fired) = bounded("server", server).await.unwrap();
     assert_eq!(code, Some(4321));
     assert_eq!(got.len(), sc.frames.len());
@@ -176,23 +219,29 @@ async fn read_frame_dropped_in_select_loses_nothing() {
         pongs, sc.pings,
         "every ping answered exactly once, in order"
     );
-    assert!(fired > 200, "the timer won only {fired} races");
+    assert_eq!(fired, sent, "every tick interrupted a read");
+    assert!(fired > 200, "only {fired} interruptions");
 }
 
 #[tokio::test]
 async fn read_message_dropped_in_select_loses_nothing() {
     let sc = script(3);
     let (l, addr) = listener().await;
+    let (ticker, mut ticks) = ticks();
     let server = tokio::spawn(async move {
         let mut conn = accept(&l, &Config::default()).await;
         let (mut got, mut fired) = (Vec::new(), 0u32);
         loop {
             tokio::select! {
+                biased;
                 r = conn.read_message() => match r.expect("read_message") {
                     Some(m) => got.push(m),
                     None => break,
                 },
-                _ = tokio::time::sleep(SHORT) => fired += 1,
+                Some(ack) = ticks.recv() => {
+                    fired += 1;
+                    let _ = ack.send(());
+                }
             }
         }
         let code = conn.peer_close_frame().map(|c| c.code);
@@ -201,9 +250,9 @@ async fn read_message_dropped_in_select_loses_nothing() {
     let c = RawClient::connect(addr, "/", "").await;
     let (mut r, mut w) = (c.r, c.w);
     let frames = sc.frames.clone();
-    let writer = tokio::spawn(async move { trickle(&mut w, &frames, 4).await });
+    let writer = tokio::spawn(async move { trickle(&mut w, &frames, 4, &ticker).await });
     let (pongs, code) = bounded("pongs", collect_pongs(&mut r)).await;
-    bounded("writer", writer).await.unwrap();
+    let sent = bounded("writer", writer).await.unwrap();
     let (got, fired, peer_code) = bounded("server", server).await.unwrap();
     assert_eq!(code, Some(4321));
     assert_eq!(peer_code, Some(CloseCode(4321)));
@@ -215,7 +264,8 @@ async fn read_message_dropped_in_select_loses_nothing() {
         pongs, sc.pings,
         "every ping answered exactly once, in order"
     );
-    assert!(fired > 200, "the timer won only {fired} races");
+    assert_eq!(fired, sent, "every tick interrupted a read");
+    assert!(fired > 200, "only {fired} interruptions");
 }
 
 /// The split read half answers a ping through the shared writer; while the
@@ -225,7 +275,7 @@ async fn read_message_dropped_in_select_loses_nothing() {
 #[tokio::test]
 async fn regression_ping_lost_when_split_read_cancelled_during_pong_flush() {
     let (l, addr) = listener().await;
-    let (stalled_tx, stalled_rx) = oneshot::channel::<()>();
+    let (ticker, mut ticks) = ticks();
     let server = tokio::spawn(async move {
         let conn = accept(&l, &Config::default()).await;
         let (mut rh, mut wh) = conn.split();
@@ -239,9 +289,9 @@ async fn regression_ping_lost_when_split_read_cancelled_during_pong_flush() {
         });
         let mut got = Vec::new();
         let mut fired = 0u32;
-        let mut stalled_tx = Some(stalled_tx);
         loop {
             tokio::select! {
+                biased;
                 r = rh.read_frame() => {
                     let f = r.expect("read_frame");
                     if f.opcode == OpCode::Close {
@@ -249,18 +299,14 @@ async fn regression_ping_lost_when_split_read_cancelled_during_pong_flush() {
                     }
                     got.push(f);
                 }
-                _ = tokio::time::sleep(SHORT) => {
+                Some(ack) = ticks.recv() => {
                     fired += 1;
-                    if fired == 50 {
-                        if let Some(tx) = stalled_tx.take() {
-                            let _ = tx.send(());
-                        }
-                    }
+                    let _ = ack.send(());
                 }
             }
         }
         drop(writer.await.unwrap());
-        got
+        (got, fired)
     });
     let c = RawClient::connect(addr, "/", "").await;
     let (mut r, mut w) = (c.r, c.w);
@@ -275,8 +321,15 @@ async fn regression_ping_lost_when_split_read_cancelled_during_pong_flush() {
     assert_eq!(r.buf[0], 0x82);
     w.send(Frame::ping(Bytes::from_static(b"are you there")))
         .await;
-    // Let the server's read race its timer for a while, then read.
-    bounded("server stalled", stalled_rx).await.unwrap();
+    // Interrupt the server's read half 50 times while its pong waits for
+    // the writer (the yields let it read the ping first), then read.
+    bounded("server stalled", async {
+        for _ in 0..50 {
+            settle().await;
+            ticker.tick().await;
+        }
+    })
+    .await;
     let big = r.frame().await;
     assert_eq!(big.payload.len(), 16 << 20);
     let pong = r.frame().await;
@@ -287,7 +340,8 @@ async fn regression_ping_lost_when_split_read_cancelled_during_pong_flush() {
     w.send(Frame::text("after")).await;
     w.send(Frame::close(CloseCode::NORMAL, "")).await;
     assert_eq!(r.expect_close().await, Some(1000));
-    let got = bounded("server", server).await.unwrap();
+    let (got, fired) = bounded("server", server).await.unwrap();
+    assert_eq!(fired, 50);
     let ops: Vec<_> = got.iter().map(|f| f.opcode).collect();
     assert_eq!(
         ops,
@@ -296,19 +350,24 @@ async fn regression_ping_lost_when_split_read_cancelled_during_pong_flush() {
     );
 }
 
-/// Runs a select loop racing `read_frame` against a short timer until the
-/// read returns an error; reports each timer win on `fired`.
+/// Runs a select loop racing `read_frame` against the peer's ticks until the
+/// read returns an error; returns it and the number of interrupted reads.
 async fn read_until_error(
     conn: &mut rtwire::ws::Conn<tokio::net::TcpStream>,
-    fired: tokio::sync::mpsc::UnboundedSender<()>,
-) -> rtwire::Error {
+    ticks: &mut Ticks,
+) -> (rtwire::Error, u32) {
+    let mut fired = 0;
     loop {
         tokio::select! {
+            biased;
             r = conn.read_frame() => match r {
                 Ok(f) => panic!("unexpected frame {f:?}"),
-                Err(e) => return e,
+                Err(e) => return (e, fired),
             },
-            _ = tokio::time::sleep(SHORT) => { let _ = fired.send(()); }
+            Some(ack) = ticks.recv() => {
+                fired += 1;
+                let _ = ack.send(());
+            }
         }
     }
 }
@@ -319,26 +378,28 @@ async fn read_until_error(
 #[tokio::test]
 async fn regression_protocol_error_lost_when_read_cancelled_during_close() {
     let (l, addr) = listener().await;
-    let (fired_tx, mut fired_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ticker, mut ticks) = ticks();
     let server = tokio::spawn(async move {
         let mut conn = accept(&l, &Config::default()).await;
-        read_until_error(&mut conn, fired_tx).await
+        read_until_error(&mut conn, &mut ticks).await
     });
     let mut c = RawClient::connect(addr, "/", "").await;
     c.send(Frame::new(OpCode::Text, Bytes::from_static(b"\xff")))
         .await;
     assert_eq!(c.r.expect_close().await, Some(1007));
     c.r.expect_eof_within(Duration::from_secs(2)).await;
-    // The server is now waiting for our side; let its timer win a while.
-    bounded("timer wins", async {
+    // The server is now waiting for our side; interrupt that wait a while.
+    bounded("interruptions", async {
         for _ in 0..20 {
-            fired_rx.recv().await.unwrap();
+            settle().await;
+            ticker.tick().await;
         }
     })
     .await;
     c.send(Frame::close(CloseCode::INVALID_PAYLOAD, "")).await;
     c.w.tcp.shutdown().await.unwrap();
-    let err = bounded("server", server).await.unwrap();
+    let (err, fired) = bounded("server", server).await.unwrap();
+    assert_eq!(fired, 20);
     assert!(
         matches!(
             err,
@@ -349,25 +410,40 @@ async fn regression_protocol_error_lost_when_read_cancelled_during_close() {
 }
 
 /// Same, with a peer that never finishes the close: cancelled reads must
-/// not restart the close timeout forever.
-#[tokio::test]
+/// not restart the close timeout. On the paused clock: the server's reads
+/// are interrupted at 50, 100, ... 250 ms, and the error must still come
+/// at the close timeout counted from the protocol error, 300 ms, not 300 ms
+/// after the last interruption.
+#[tokio::test(start_paused = true)]
 async fn protocol_error_close_wait_is_bounded_across_cancelled_reads() {
+    const CLOSE_TIMEOUT: Duration = Duration::from_millis(300);
+    const EVERY: Duration = Duration::from_millis(50);
     let (l, addr) = listener().await;
-    let (fired_tx, _fired_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ticker, mut ticks) = ticks();
     let server = tokio::spawn(async move {
-        let config = Config::builder()
-            .close_timeout(Duration::from_millis(300))
-            .build();
+        let config = Config::builder().close_timeout(CLOSE_TIMEOUT).build();
         let mut conn = accept(&l, &config).await;
-        let start = std::time::Instant::now();
-        (read_until_error(&mut conn, fired_tx).await, start.elapsed())
+        let start = Instant::now();
+        let (err, fired) = read_until_error(&mut conn, &mut ticks).await;
+        (err, fired, start.elapsed())
     });
-    let mut c = RawClient::connect(addr, "/", "").await;
+    // The handshake and the protocol error happen with the clock held, at
+    // the start instant (auto-advance would otherwise jump to the close
+    // deadline while the close frame is on its way to us).
+    let mut c = hold_clock(RawClient::connect(addr, "/", "")).await;
+    let t0 = Instant::now();
     c.send(Frame::new(OpCode::Text, Bytes::from_static(b"\xff")))
         .await;
-    assert_eq!(c.r.expect_close().await, Some(1007));
-    // Never answer, never close.
-    let (err, elapsed) = bounded("server", server).await.unwrap();
+    assert_eq!(hold_clock(c.r.expect_close()).await, Some(1007));
+    // Never answer, never close; interrupt the server's wait every 50 ms.
+    let mut at = t0;
+    for _ in 0..5 {
+        at += EVERY;
+        tokio::time::sleep_until(at).await;
+        hold_clock(ticker.tick()).await;
+        assert!(!server.is_finished(), "gave up at {:?}", at - t0);
+    }
+    let (err, fired, elapsed) = bounded("server", server).await.unwrap();
     assert!(
         matches!(
             err,
@@ -375,6 +451,7 @@ async fn protocol_error_close_wait_is_bounded_across_cancelled_reads() {
         ),
         "{err:?}"
     );
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(fired, 5, "every tick interrupted a read");
+    assert_eq!(elapsed, CLOSE_TIMEOUT);
     drop(c);
 }

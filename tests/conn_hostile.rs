@@ -2,6 +2,12 @@
 //! HTTP status, the server gets a typed error, nothing panics, and memory
 //! stays bounded.
 //!
+//! The tests about timeouts (handshake, write) and about failing fast run
+//! on tokio's paused clock: the timeout is asserted on paused time, which
+//! only moves when every task waits (auto-advance to the next timer), so a
+//! loaded machine cannot stretch or shrink it. Reads that must complete with
+//! no timer firing are done with the clock held (`hold_clock`).
+//!
 //! Memory is checked with a global allocator that records, per thread, the
 //! largest single allocation: every test runs on a current-thread runtime,
 //! so server and peer allocations land on the test's thread. A server that
@@ -14,7 +20,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use conn_support::*;
@@ -26,6 +32,7 @@ use rtwire::{Error, HandshakeError, ProtocolError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 struct MaxAlloc;
 
@@ -83,7 +90,10 @@ fn quick_close() -> Config {
         .build()
 }
 
-#[tokio::test]
+/// Fail fast: the close must come with the paused clock held, i.e. without
+/// any timer firing (a server that waited for the declared bytes, or for a
+/// timeout, would never answer and trip the bound).
+#[tokio::test(start_paused = true)]
 async fn huge_declared_lengths_fail_fast_without_allocating() {
     let cases: [(u64, u16); 3] = [
         (1 << 62, 1009),
@@ -96,21 +106,22 @@ async fn huge_declared_lengths_fail_fast_without_allocating() {
             let mut conn = accept(&l, &quick_close()).await;
             conn.read_frame().await
         });
-        let mut c = RawClient::connect(addr, "/", "").await;
+        let mut c = hold_clock(RawClient::connect(addr, "/", "")).await;
         reset_largest();
-        let start = Instant::now();
         let mut bytes = raw_header(true, 0x2, len, KEY);
         bytes.extend_from_slice(&[0u8; 100]);
         c.w.send_raw(&bytes).await;
         assert_eq!(
-            c.r.expect_close().await,
+            hold_clock(c.r.expect_close()).await,
             Some(code),
             "declared length {len}"
         );
-        let elapsed = start.elapsed();
-        c.r.expect_eof_within(Duration::from_secs(2)).await;
+        hold_clock(c.r.expect_eof_within(BOUND)).await;
         c.w.tcp.shutdown().await.unwrap();
-        let err = bounded("server", server).await.unwrap().unwrap_err();
+        let err = hold_clock(bounded("server", server))
+            .await
+            .unwrap()
+            .unwrap_err();
         match (code, err) {
             (1009, Error::Protocol(ProtocolError::FrameTooLarge { size, .. })) => {
                 assert_eq!(size, len)
@@ -118,7 +129,6 @@ async fn huge_declared_lengths_fail_fast_without_allocating() {
             (1002, Error::Protocol(ProtocolError::LengthOverflow)) => {}
             (_, e) => panic!("declared length {len}: unexpected error {e:?}"),
         }
-        assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
         assert!(
             largest() < MIB,
             "declared length {len}: an allocation of {} bytes",
@@ -164,7 +174,7 @@ async fn million_empty_continuations_close_1009_too_many_fragments() {
     };
     assert_eq!(r.expect_close().await, Some(1009));
     closed.store(true, Ordering::Release);
-    r.expect_eof_within(Duration::from_secs(3)).await;
+    r.expect_eof_within(BOUND).await;
     bounded("writer", writer).await.unwrap();
     match bounded("server", server).await.unwrap() {
         Err(Error::Protocol(ProtocolError::TooManyFragments { max })) => assert_eq!(max, 100_000),
@@ -251,7 +261,7 @@ async fn ping_flood_while_server_streams_keeps_working_and_pongs_stay_bounded() 
     assert_eq!(next, MSGS, "every streamed message arrived in order");
     stop.store(true, Ordering::Release);
     let pings_sent = bounded("flooder", flooder).await.unwrap();
-    r.expect_eof_within(Duration::from_secs(2)).await;
+    r.expect_eof_within(BOUND).await;
     let pings_seen = bounded("server", server).await.unwrap().unwrap();
     assert_eq!(pings_seen, pings_sent, "the server read every ping");
     assert!(
@@ -276,14 +286,20 @@ async fn non_reading_client(addr: std::net::SocketAddr) -> TcpStream {
     tcp
 }
 
-#[tokio::test]
+/// Paused clock: once the peer's buffers are full every task waits, and
+/// auto-advance jumps to the next timer, the write timeout of the stalled
+/// flush; the time from the last successful write to the error is then the
+/// write timeout exactly. (No handshake timeout, the only other timer.)
+#[tokio::test(start_paused = true)]
 async fn stalled_reader_bounds_buffer_and_write_times_out() {
     const HW: usize = 64 * 1024;
+    const WRITE_TIMEOUT: Duration = Duration::from_millis(300);
     for size in [100usize, 16 * 1024] {
         let (l, addr) = listener().await;
         let config = Config::builder()
             .write_buffer_high_water(HW)
-            .write_timeout(Some(Duration::from_millis(300)))
+            .write_timeout(Some(WRITE_TIMEOUT))
+            .handshake_timeout(None)
             .build();
         let server = tokio::spawn(async move {
             let mut conn = accept(&l, &config).await;
@@ -317,19 +333,22 @@ async fn stalled_reader_bounds_buffer_and_write_times_out() {
         );
         assert!(fed > HW, "size {size}: fed only {fed}");
         assert!(
-            stalled_for >= Duration::from_millis(250) && stalled_for < Duration::from_secs(3),
+            stalled_for >= WRITE_TIMEOUT && stalled_for <= WRITE_TIMEOUT + Duration::from_millis(1),
             "size {size}: timeout after {stalled_for:?}"
         );
     }
 }
 
-#[tokio::test]
+/// Paused clock, as above: the write timeout fires once both directions
+/// are stalled, in no real time.
+#[tokio::test(start_paused = true)]
 async fn echo_to_a_peer_that_never_reads_is_bounded_and_times_out() {
     const HW: usize = 32 * 1024;
     let (l, addr) = listener().await;
     let config = Config::builder()
         .write_buffer_high_water(HW)
         .write_timeout(Some(Duration::from_millis(300)))
+        .handshake_timeout(None)
         .build();
     let server = tokio::spawn(async move {
         let mut conn = accept(&l, &config).await;
@@ -366,11 +385,16 @@ async fn echo_to_a_peer_that_never_reads_is_bounded_and_times_out() {
     );
 }
 
-#[tokio::test]
+/// Slowloris on the paused clock: one byte every 100 ms of paused time.
+/// The handshake must still be pending after the byte sent at 400 ms and
+/// fail at 500 ms exactly, with a 408.
+#[tokio::test(start_paused = true)]
 async fn trickled_handshake_ends_with_handshake_timeout() {
+    const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(500);
+    const PACE: Duration = Duration::from_millis(100);
     let (l, addr) = listener().await;
     let config = Config::builder()
-        .handshake_timeout(Some(Duration::from_millis(500)))
+        .handshake_timeout(Some(HANDSHAKE_TIMEOUT))
         .build();
     let server = tokio::spawn(async move {
         let (tcp, _) = l.accept().await.unwrap();
@@ -378,40 +402,53 @@ async fn trickled_handshake_ends_with_handshake_timeout() {
         let r = Conn::accept(tcp, &config).await.map(|_| ());
         (r, start.elapsed())
     });
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut tcp = hold_clock(async {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        settle().await; // the server has accepted: its timeout runs
+        tcp
+    })
+    .await;
+    let t0 = Instant::now();
     let request = upgrade_request(addr, "/", "");
-    let trickle = async {
-        // The hostile peer's own pace: one byte per 100 ms.
-        for b in request.as_bytes() {
-            if tcp.write_all(&[*b]).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut sent = 0;
+    let mut ended_at = None;
+    // The hostile peer's own pace: one byte per 100 ms.
+    for b in request.as_bytes() {
+        if tcp.write_all(&[*b]).await.is_err() {
+            break;
         }
-    };
-    let (r, elapsed) = tokio::select! {
-        r = server => r.unwrap(),
-        _ = trickle => panic!("the whole request was trickled in without a timeout"),
-    };
+        sent += 1;
+        tokio::time::sleep(PACE).await;
+        hold_clock(settle()).await;
+        if server.is_finished() {
+            ended_at = Some(t0.elapsed());
+            break;
+        }
+    }
+    assert_eq!(
+        ended_at,
+        Some(HANDSHAKE_TIMEOUT),
+        "the handshake ends at the timeout, not before or after"
+    );
+    assert_eq!(sent, 5, "bytes sent at 0, 100, .. 400 ms");
+    assert!(sent < request.len());
+    let (r, elapsed) = bounded("server", server).await.unwrap();
     assert!(
         matches!(r, Err(Error::Handshake(HandshakeError::Timeout))),
         "{r:?}"
     );
-    assert!(
-        elapsed >= Duration::from_millis(450) && elapsed < Duration::from_secs(2),
-        "{elapsed:?}"
-    );
+    assert_eq!(elapsed, HANDSHAKE_TIMEOUT);
     // The server answered 408 and closed the connection.
     let mut got = Vec::new();
     let mut b = [0u8; 256];
-    within(Duration::from_secs(2), "EOF", async {
+    hold_clock(bounded("EOF", async {
         loop {
             match tcp.read(&mut b).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => got.extend_from_slice(&b[..n]),
             }
         }
-    })
+    }))
     .await;
     assert!(
         got.starts_with(b"HTTP/1.1 408 Request Timeout\r\n"),
@@ -438,7 +475,7 @@ async fn provoke(bytes: Vec<u8>, send_whole: bool) -> (Option<u16>, Error) {
     assert!(send_whole || !bytes.is_empty());
     c.w.send_raw(&bytes).await;
     let code = c.r.expect_close().await;
-    c.r.expect_eof_within(Duration::from_secs(2)).await;
+    c.r.expect_eof_within(BOUND).await;
     let _ = c.w.tcp.shutdown().await;
     let err = bounded("server", server).await.unwrap();
     (code, err)

@@ -23,18 +23,92 @@ use tokio::net::{TcpListener, TcpStream};
 pub const BOUND: Duration = Duration::from_secs(10);
 
 /// Runs `f` with an upper bound; panics with `what` if it takes longer.
+///
+/// The bound is real (wall-clock) time, not a tokio timer, so it means the
+/// same with tokio's paused clock: it registers no timer that auto-advance
+/// could jump to, and only fires when the test is really stuck.
 pub async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
-    match tokio::time::timeout(BOUND, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {BOUND:?}: {what}"),
+    within(BOUND, what, f).await
+}
+
+/// Runs `f` with a specific upper bound in real time (see [`bounded`]).
+pub async fn within<F: Future>(t: Duration, what: &str, f: F) -> F::Output {
+    tokio::select! {
+        biased;
+        v = f => v,
+        () = watchdog::RealDeadline::after(t) => panic!("timed out after {t:?} (real time): {what}"),
     }
 }
 
-/// Runs `f` with a specific upper bound.
-pub async fn within<F: Future>(t: Duration, what: &str, f: F) -> F::Output {
-    match tokio::time::timeout(t, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {t:?}: {what}"),
+/// A wall-clock deadline for stuck tests that registers no tokio timer: one
+/// background thread wakes every waiting deadline a few times a second, and
+/// each checks `std::time::Instant` when it is polled.
+mod watchdog {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Mutex, Once};
+    use std::task::{Context, Poll, Waker};
+    use std::time::{Duration, Instant};
+
+    static WAITING: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
+    static TICKER: Once = Once::new();
+
+    fn register(w: &Waker) {
+        TICKER.call_once(|| {
+            std::thread::spawn(|| loop {
+                std::thread::sleep(Duration::from_millis(100));
+                let wakers = std::mem::take(&mut *WAITING.lock().unwrap());
+                for w in wakers {
+                    w.wake();
+                }
+            });
+        });
+        let mut waiting = WAITING.lock().unwrap();
+        if !waiting.iter().any(|x| x.will_wake(w)) {
+            waiting.push(w.clone());
+        }
+    }
+
+    pub struct RealDeadline(Instant);
+
+    impl RealDeadline {
+        pub fn after(t: Duration) -> Self {
+            RealDeadline(Instant::now() + t)
+        }
+    }
+
+    impl Future for RealDeadline {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if Instant::now() >= self.0 {
+                return Poll::Ready(());
+            }
+            register(cx.waker());
+            Poll::Pending
+        }
+    }
+}
+
+/// Lets woken tasks and loopback I/O already in the kernel run, without
+/// moving a paused clock: while a task is yielding, the runtime polls its
+/// I/O driver without blocking and never auto-advances.
+pub async fn settle() {
+    for _ in 0..64 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Awaits `f` with a paused clock held still. Auto-advance jumps to the next
+/// timer whenever the runtime is idle, even while loopback I/O is on its way
+/// to a task (an I/O hop always goes through an idle park); a spinning
+/// `yield_now` keeps the runtime busy, so `f` must complete with no time
+/// passing. A `f` that needs a timer to fire never completes: that is a
+/// failure, caught by the caller's [`bounded`].
+pub async fn hold_clock<F: Future>(f: F) -> F::Output {
+    tokio::select! {
+        biased;
+        v = f => v,
+        () = async { loop { tokio::task::yield_now().await } } => unreachable!(),
     }
 }
 
@@ -122,6 +196,26 @@ impl RawReader {
             self.buf.reserve(64 * 1024);
             if self.tcp.read_buf(&mut self.buf).await? == 0 {
                 return Ok(None);
+            }
+        }
+    }
+
+    /// A frame that has already arrived, without waiting: `Ok(None)` when
+    /// nothing complete is there yet, an `UnexpectedEof` error at end of
+    /// stream.
+    pub fn try_frame(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            match self.dec.decode(&mut self.buf) {
+                Ok(Some(f)) => return Ok(Some(f)),
+                Ok(None) => {}
+                Err(e) => panic!("server sent an invalid frame: {e}"),
+            }
+            self.buf.reserve(64 * 1024);
+            match self.tcp.try_read_buf(&mut self.buf) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
             }
         }
     }
