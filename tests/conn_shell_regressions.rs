@@ -158,12 +158,16 @@ async fn regression_websocket_tunnelled_in_websocket_panicked_with_borrow_mut_er
 }
 
 /// Before: on end of stream the read returned at once, and replies fed
-/// but not yet flushed were lost.
+/// but not yet flushed were lost. The peer is a pipe smaller than the
+/// replies, so at the end of stream most of them are still queued in the
+/// connection, not in the stream (over loopback TCP the kernel's buffers
+/// would absorb them and hide the bug).
 #[tokio::test(flavor = "current_thread")]
 async fn regression_eof_lost_replies_already_fed() {
-    let (l, addr) = listener().await;
+    let (mut client_io, server_io) = tokio::io::duplex(4096);
     let server = tokio::spawn(async move {
-        let mut conn = accept(&l, &Config::default()).await;
+        let mut conn =
+            Conn::from_upgraded(server_io, Role::Server, &Config::default(), BytesMut::new());
         let mut fed = 0;
         let end = loop {
             match conn.read_message().await {
@@ -177,17 +181,19 @@ async fn regression_eof_lost_replies_already_fed() {
         };
         (fed, end)
     });
-    let mut client = RawClient::connect(addr, "/", "").await;
+    let mut enc = rtwire::ws::Encoder::new(Role::Client);
     let mut burst = BytesMut::new();
     for i in 0..50u8 {
-        client.w.encode(&Frame::binary(pattern(300, i)), &mut burst);
+        enc.encode(&Frame::binary(pattern(300, i)), &mut burst);
     }
-    client.w.send_raw(&burst).await;
+    // The server keeps reading while its replies stall in the full pipe.
+    client_io.write_all(&burst).await.unwrap();
     // Half-close: the server sees EOF right after the last frame.
-    client.w.tcp.shutdown().await.unwrap();
-    for i in 0..50u8 {
-        let f = client.frame().await;
-        assert_eq!(&f.payload[..], &pattern(300, i)[..], "echo {i}");
+    client_io.shutdown().await.unwrap();
+    let frames = bounded("echoes", frames_from(client_io)).await;
+    assert_eq!(frames.len(), 50, "echoes before EOF");
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(&f.payload[..], &pattern(300, i as u8)[..], "echo {i}");
     }
     let (fed, end) = bounded("server", server).await.unwrap();
     assert_eq!(fed, 50);
@@ -195,8 +201,6 @@ async fn regression_eof_lost_replies_already_fed() {
         matches!(&end, Some(Error::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof),
         "{end:?}"
     );
-    // The server shut its side down after flushing.
-    client.r.expect_eof_within(BOUND).await;
 }
 
 /// Before: a feed queued its frame and then waited for backpressure; a feed
@@ -397,7 +401,9 @@ async fn regression_handshake_timeout_did_not_cover_writing_the_101() {
 }
 
 /// A client encoder's masking keys are fresh for every frame and differ
-/// between encoders (drawn from the OS-seeded CSPRNG).
+/// between encoders. (A property, not a regression test: the old xorshift
+/// keys were distinct too; what changed is that they are no longer
+/// predictable, which a test cannot show cheaply.)
 #[test]
 fn client_masking_keys_are_fresh_per_frame() {
     let mut seen = std::collections::HashSet::new();
@@ -421,10 +427,11 @@ fn client_masking_keys_are_fresh_per_frame() {
 /// Before: the split read half queued its close reply and only then marked
 /// the close as sent, so a write half feeding at that moment could put a
 /// data frame after the close frame. A race, so many rounds on two
-/// threads; the peer must never see a data frame after the close.
+/// threads (on the old code it failed in most runs, not all); the peer
+/// must never see a data frame after the close.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_split_data_frame_could_follow_the_close_reply() {
-    for round in 0..100u32 {
+    for round in 0..500u32 {
         let (l, addr) = listener().await;
         let server = tokio::spawn(async move {
             let conn = accept(&l, &Config::default()).await;
