@@ -471,3 +471,140 @@ async fn regression_split_data_frame_could_follow_the_close_reply() {
         bounded("server", server).await.unwrap();
     }
 }
+
+/// Found in review of the re-cut: the split read half paused reading while
+/// the *write half's* backlog was over the high-water mark, so two split
+/// peers that both send a large message deadlocked. Reading now pauses
+/// only for the pongs the read side itself queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_split_peers_sending_large_messages_deadlocked() {
+    let (a_io, b_io) = tokio::io::duplex(16 * 1024);
+    let config = Config::builder().write_timeout(None).build();
+    let a = Conn::from_upgraded(a_io, Role::Server, &config, BytesMut::new());
+    let b = Conn::from_upgraded(b_io, Role::Client, &config, BytesMut::new());
+    let big = Bytes::from(vec![7u8; 1 << 20]);
+    let mut tasks = Vec::new();
+    for conn in [a, b] {
+        let (mut r, mut w) = conn.split();
+        let big = big.clone();
+        tasks.push(tokio::spawn(async move {
+            let reader = tokio::spawn(async move {
+                r.read_message().await.map(|m| m.map(|m| m.payload().len()))
+            });
+            w.send_binary(big).await.unwrap();
+            reader.await.unwrap()
+        }));
+    }
+    for t in tasks {
+        let got = bounded("both large messages", t).await.unwrap().unwrap();
+        assert_eq!(got, Some(1 << 20));
+    }
+}
+
+/// Found in review: pre-encoded frames were accepted inside an open
+/// fragmented message (a protocol error at the peer).
+#[tokio::test(flavor = "current_thread")]
+async fn regression_feed_encoded_landed_inside_an_open_fragmented_message() {
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let mut conn =
+        Conn::from_upgraded(server_io, Role::Server, &Config::default(), BytesMut::new());
+    conn.feed_frame(Frame::text("part1 ").with_fin(false))
+        .await
+        .unwrap();
+    let mut pre = BytesMut::new();
+    rtwire::ws::Encoder::new(Role::Server).encode(&Frame::text("broadcast"), &mut pre);
+    let pre = pre.freeze();
+    assert!(matches!(
+        conn.feed_encoded(pre.clone()).await,
+        Err(Error::Usage(UsageError::FragmentOrder))
+    ));
+    conn.feed_frame(Frame::new(OpCode::Continuation, "part2"))
+        .await
+        .unwrap();
+    conn.feed_encoded(pre).await.unwrap();
+    conn.flush().await.unwrap();
+    drop(conn);
+    let ops: Vec<_> = frames_from(client_io)
+        .await
+        .iter()
+        .map(|f| (f.opcode, f.fin))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (OpCode::Text, false),
+            (OpCode::Continuation, true),
+            (OpCode::Text, true)
+        ]
+    );
+}
+
+/// Found in review: a `send_fragmented` cancelled after its first fragment
+/// left the message open for good (every later data send failed). Its
+/// fragments are now queued together, after one wait for room.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn regression_cancelled_send_fragmented_left_the_message_open() {
+    let (client_io, server_io) = tokio::io::duplex(64);
+    let config = Config::builder().write_buffer_high_water(16).build();
+    let mut conn = Conn::from_upgraded(server_io, Role::Server, &config, BytesMut::new());
+    assert!(!poll_once(conn.send_fragmented(Message::binary(pattern(1000, 3)), 100)).await);
+    let reader = tokio::spawn(frames_from(client_io));
+    conn.send_text("next").await.unwrap();
+    drop(conn);
+    let frames = reader.await.unwrap();
+    let ops: Vec<_> = frames.iter().map(|f| (f.opcode, f.fin)).collect();
+    assert_eq!(ops.len(), 11, "{ops:?}");
+    assert_eq!(ops[0], (OpCode::Binary, false));
+    assert_eq!(ops[9], (OpCode::Continuation, true));
+    assert_eq!(ops[10], (OpCode::Text, true));
+    let whole: Vec<u8> = frames[..10]
+        .iter()
+        .flat_map(|f| f.payload.to_vec())
+        .collect();
+    assert_eq!(whole, pattern(1000, 3));
+}
+
+/// Found in review: while reading waited on backpressure, the keepalive's
+/// dead-peer deadline was not enforced.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn regression_keepalive_timeout_ignored_during_backpressure() {
+    let (client_io, server_io) = tokio::io::duplex(1024);
+    let config = Config::builder()
+        .write_timeout(None)
+        .write_buffer_high_water(256)
+        .keepalive(Duration::from_secs(1), Duration::from_secs(3))
+        .build();
+    let mut conn = Conn::from_upgraded(server_io, Role::Server, &config, BytesMut::new());
+    // A peer that floods pings and never reads: our pongs pile up.
+    let mut enc = rtwire::ws::Encoder::new(Role::Client);
+    let mut pings = BytesMut::new();
+    for _ in 0..40 {
+        enc.encode(&Frame::ping(vec![1u8; 100]), &mut pings);
+    }
+    // More pongs than the pipe holds: the queue cannot drain.
+    let (client_rd, mut client_wr) = tokio::io::split(client_io);
+    let writer = tokio::spawn(async move {
+        let _ = client_wr.write_all(&pings).await;
+        client_wr
+    });
+    let start = tokio::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            match conn.read_frame().await {
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("the keepalive must end the wait");
+    assert!(
+        matches!(r, Error::Timeout(rtwire::error::TimeoutKind::Keepalive)),
+        "{r:?}"
+    );
+    assert!(start.elapsed() <= Duration::from_secs(3));
+    assert!(conn.buffered() > 256, "the test must stall the queue");
+    drop(conn);
+    let _ = writer.await;
+    drop(client_rd);
+}

@@ -278,8 +278,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             return Ok(());
         }
         self.tx.push_close(&Frame::close(code, reason));
-        let close_timeout = self.reader.close_timeout();
-        let waited = tokio::time::timeout(close_timeout, async {
+        let deadline = self.reader.close_deadline();
+        let waited = tokio::time::timeout_at(deadline, async {
             poll_fn(|cx| {
                 let (_, mut w) = self.wire();
                 w.poll_drain(cx, 0)
@@ -301,7 +301,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         })
         .await;
         if !self.reader.is_closed() {
-            let _ = self.io.shutdown().await;
+            // Bounded too: a TLS close_notify may never get written to a
+            // peer that does not read.
+            let grace = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
+            let _ = tokio::time::timeout_at(deadline.max(grace), self.io.shutdown()).await;
             self.reader.set_closed();
         }
         match waited {

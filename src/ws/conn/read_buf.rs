@@ -175,15 +175,17 @@ impl RecvBuf {
     }
 
     /// Before waiting: moves a partial frame out of the arena (once: it is
-    /// the connection's own afterwards), and a small one out of a large
-    /// buffer left by an earlier big frame.
+    /// the connection's own afterwards) and out of a buffer more than twice
+    /// its size (a growing frame's buffer doubles, so this copies rarely).
     fn compact(&mut self) {
         let len = self.buf.len();
         if len == 0 {
             self.release_if_empty();
             return;
         }
-        if self.in_arena || (len <= READ_MIN && self.buf.capacity() > READ_MAX) {
+        // Out of a buffer much larger than the partial frame too: one that
+        // took over a whole arena block in place, or grew for a big frame.
+        if self.in_arena || self.buf.capacity() > 2 * len.max(READ_MIN) {
             self.buf = BytesMut::from(&self.buf[..]);
             self.in_arena = false;
         }

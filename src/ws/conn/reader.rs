@@ -117,6 +117,8 @@ pub(crate) struct Reader {
     /// `read_frame` returned a non-final data frame: a message is open on
     /// the frame API.
     raw_open: bool,
+    /// The deadline of the closing handshake, once one started.
+    close_by: Option<Instant>,
 }
 
 impl Reader {
@@ -130,9 +132,11 @@ impl Reader {
             state: State::Open,
             got_close: false,
             peer_close: None,
-            keepalive: config.keepalive.clone().map(|cfg| {
+            keepalive: config.keepalive.clone().map(|mut cfg| {
+                // A zero interval would ping in a busy loop.
+                cfg.interval = cfg.interval.max(Duration::from_millis(1));
                 Box::new(KeepaliveState {
-                    next_ping: now + cfg.interval,
+                    next_ping: after(now, cfg.interval),
                     last_rx: now,
                     cfg,
                 })
@@ -141,6 +145,7 @@ impl Reader {
             stall: WriteStall::default(),
             asm: Assembler::default(),
             raw_open: false,
+            close_by: None,
         }
     }
 
@@ -261,14 +266,15 @@ impl Reader {
                     continue;
                 }
             }
-            // More input is needed. Backpressure first: while the write
-            // queue is over its high-water mark, reading waits for it.
-            let high_water = self.settings.high_water;
-            if w.queue(|q| q.buffered()) > high_water {
-                let t = self.settings.write_timeout;
-                ready!(self
-                    .stall
-                    .poll_drain(w, cx, high_water, t, &mut self.deadline))?;
+            // More input is needed. Backpressure first: while the pongs we
+            // queued are over the high-water mark (a peer that pings and
+            // does not read), reading waits for the queue to drain.
+            if w.queue(|q| q.reply_bytes()) > self.settings.high_water {
+                match self.poll_backpressure(w, cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
             }
             match w.poll_read(cx, &mut self.recv, self.decoder.remaining()) {
                 Poll::Ready(Ok(0)) => {
@@ -278,7 +284,7 @@ impl Reader {
                 Poll::Ready(Ok(_)) => {
                     if let Some(ka) = self.keepalive.as_deref_mut() {
                         ka.last_rx = Instant::now();
-                        ka.next_ping = ka.last_rx + ka.cfg.interval;
+                        ka.next_ping = after(ka.last_rx, ka.cfg.interval);
                     }
                 }
                 Poll::Ready(Err(e)) => {
@@ -292,6 +298,41 @@ impl Reader {
         }
     }
 
+    /// Drains the write queue for backpressure, bounded by the write
+    /// timeout and by the keepalive's dead-peer deadline (one timer, at the
+    /// earlier of the two). An error ends the connection.
+    fn poll_backpressure<W: Wire>(
+        &mut self,
+        w: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let timeout = self.settings.write_timeout;
+        let dead_at = self
+            .keepalive
+            .as_deref()
+            .map(|ka| after(ka.last_rx, ka.cfg.timeout));
+        let r = match self.stall.poll_drain(w, cx, 0, timeout, &mut self.deadline) {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let Some(dead_at) = dead_at else {
+                    return Poll::Pending;
+                };
+                // The keepalive deadline may come first: wait for the
+                // earlier one (the stall poll above armed the later).
+                let at = self.stall.deadline().map_or(dead_at, |s| s.min(dead_at));
+                ready!(self.deadline.poll_at(cx, at));
+                if Instant::now() < dead_at {
+                    return Poll::Ready(Err(Error::Timeout(TimeoutKind::Write)));
+                }
+                Err(Error::Timeout(TimeoutKind::Keepalive))
+            }
+        };
+        if r.is_err() {
+            self.state = State::Closed;
+        }
+        Poll::Ready(r)
+    }
+
     /// While waiting for input: sends a keepalive ping when one is due and
     /// fails the connection when the peer has been silent too long.
     /// `Ready` when it did something (the caller loops), `Pending` to wait.
@@ -299,7 +340,7 @@ impl Reader {
         let Some(ka) = self.keepalive.as_deref_mut() else {
             return Poll::Pending;
         };
-        let dead_at = ka.last_rx + ka.cfg.timeout;
+        let dead_at = after(ka.last_rx, ka.cfg.timeout);
         ready!(self.deadline.poll_at(cx, dead_at.min(ka.next_ping)));
         let now = Instant::now();
         if now >= dead_at {
@@ -315,13 +356,13 @@ impl Reader {
         };
         // Recorded before anything can wait: a cancelled read does not
         // send this ping twice.
-        ka.next_ping = now + ka.cfg.interval;
+        ka.next_ping = after(now, ka.cfg.interval);
         w.queue(|q| q.push_keepalive(frame));
         Poll::Ready(())
     }
 
     fn start_closing(&mut self, outcome: Outcome) {
-        let deadline = Instant::now() + self.settings.close_timeout;
+        let deadline = self.close_deadline();
         self.state = State::Closing(Box::new(Closing {
             outcome,
             step: 0,
@@ -354,6 +395,11 @@ impl Reader {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Some(true),
                     Poll::Ready(Ok(_)) => {
                         self.recv.discard();
+                        // A stream that is always ready must not keep us
+                        // here past the deadline.
+                        if Instant::now() >= c.deadline {
+                            return Poll::Ready(self.finish());
+                        }
                         continue;
                     }
                     Poll::Pending => None,
@@ -379,8 +425,19 @@ impl Reader {
         }
     }
 
-    /// The close timeout.
-    pub(crate) fn close_timeout(&self) -> Duration {
-        self.settings.close_timeout
+    /// When the closing handshake in progress gives up: fixed on first use,
+    /// so cancelled and repeated calls share one close timeout.
+    pub(crate) fn close_deadline(&mut self) -> Instant {
+        let t = self.settings.close_timeout;
+        *self
+            .close_by
+            .get_or_insert_with(|| after(Instant::now(), t))
     }
+}
+
+/// `at + d`, saturating far in the future (a `Duration::MAX` timeout means
+/// "never", not a panic).
+pub(crate) fn after(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at + Duration::from_secs(86_400 * 365 * 30))
 }

@@ -62,6 +62,11 @@ pub(crate) struct WriteStall {
 }
 
 impl WriteStall {
+    /// When the stalled write in progress gives up, if one is stalled.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.since.map(|(_, at)| at)
+    }
+
     /// [`Wire::poll_drain`] bounded by `timeout` without progress.
     pub(crate) fn poll_drain<W: Wire>(
         &mut self,
@@ -84,7 +89,7 @@ impl WriteStall {
                 let at = match self.since {
                     Some((w, at)) if w == written => at,
                     _ => {
-                        let at = Instant::now() + t;
+                        let at = super::reader::after(Instant::now(), t);
                         self.since = Some((written, at));
                         at
                     }

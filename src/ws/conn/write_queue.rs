@@ -51,7 +51,12 @@ pub(crate) struct WriteQueue {
     /// A data frame without FIN was queued: a fragmented message is open.
     in_message: bool,
     /// A keepalive message waiting for the open message to end.
-    deferred: Option<Frame>,
+    deferred: Option<Box<Frame>>,
+    /// Bytes the read side queued (pongs) since the queue was last empty:
+    /// what a peer that sends pings and never reads makes us buffer. The
+    /// read side pauses above the high-water mark; the application's own
+    /// writes are bounded by its feeds, not by this.
+    reply_bytes: usize,
 }
 
 impl WriteQueue {
@@ -72,6 +77,7 @@ impl WriteQueue {
             close_sent: false,
             in_message: false,
             deferred: None,
+            reply_bytes: 0,
         }
     }
 
@@ -90,9 +96,9 @@ impl WriteQueue {
         self.written
     }
 
-    /// Whether our close frame is queued or sent.
-    pub(crate) fn close_sent(&self) -> bool {
-        self.close_sent
+    /// Bytes of read-side replies queued since the queue was last empty.
+    pub(crate) fn reply_bytes(&self) -> usize {
+        self.reply_bytes
     }
 
     /// Checks that `frame` may be queued now: nothing after our close, a
@@ -154,6 +160,7 @@ impl WriteQueue {
     /// close is queued (nothing may follow it).
     pub(crate) fn push_reply(&mut self, frame: &Frame) {
         if !self.close_sent {
+            self.reply_bytes += 2 + frame.payload.len();
             self.push(frame);
         }
     }
@@ -174,13 +181,26 @@ impl WriteQueue {
             return;
         }
         if self.in_message && !frame.opcode.is_control() {
-            self.deferred = Some(frame);
+            self.deferred = Some(Box::new(frame));
         } else {
             self.push(&frame);
         }
     }
 
-    /// Queues bytes that are already one or more complete frames.
+    /// Checks that pre-encoded frames may be queued now: not after our
+    /// close, not inside an open fragmented message.
+    pub(crate) fn check_encoded(&self) -> Result<(), Error> {
+        if self.close_sent {
+            return Err(Error::AlreadyClosing);
+        }
+        if self.in_message {
+            return Err(Error::Usage(UsageError::FragmentOrder));
+        }
+        Ok(())
+    }
+
+    /// Queues bytes that are already one or more complete messages (no
+    /// close frame: the queue would not know that it was sent).
     pub(crate) fn push_encoded(&mut self, bytes: Bytes) {
         if bytes.is_empty() {
             return;
@@ -289,6 +309,7 @@ impl WriteQueue {
             }
         }
         if self.buffered() == 0 {
+            self.reply_bytes = 0;
             if self.buf.capacity() > KEEP_WRITE_CAPACITY {
                 self.buf = BytesMut::new();
             } else {

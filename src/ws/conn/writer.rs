@@ -73,17 +73,10 @@ impl<W: Wire> Writer<'_, W> {
         if self.closed {
             return Err(Error::ConnectionClosed);
         }
-        let check = |q: &super::write_queue::WriteQueue| {
-            if q.close_sent() {
-                Err(Error::AlreadyClosing)
-            } else {
-                Ok(())
-            }
-        };
-        self.wire.queue(|q| check(q))?;
+        self.wire.queue(|q| q.check_encoded())?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
         self.wire.queue(|q| {
-            check(q)?;
+            q.check_encoded()?;
             q.push_encoded(frames);
             Ok(())
         })
@@ -95,31 +88,43 @@ impl<W: Wire> Writer<'_, W> {
     }
 
     /// Queues `msg` as frames of at most `frame_size` bytes (slices of the
-    /// payload, no copy), then flushes.
+    /// payload), then flushes. The frames are queued together, after one
+    /// wait for room: a call cancelled before that queued nothing, one
+    /// cancelled later queued the whole message (a message can never be
+    /// left open half-sent). The queue may pass the high-water mark by the
+    /// size of the message.
     pub(crate) async fn send_fragmented(
         &mut self,
         msg: Message,
         frame_size: usize,
     ) -> Result<(), Error> {
+        if self.closed {
+            return Err(Error::ConnectionClosed);
+        }
         let opcode = msg.opcode();
         let payload = msg.into_payload();
         let size = frame_size.max(1);
-        let mut start = 0;
-        loop {
-            let end = start + size.min(payload.len() - start);
-            let fin = end == payload.len();
-            let op = if start == 0 {
-                opcode
-            } else {
-                OpCode::Continuation
-            };
-            self.feed_frame(Frame::new(op, payload.slice(start..end)).with_fin(fin))
-                .await?;
-            if fin {
-                break;
+        let first = Frame::new(opcode, Bytes::new());
+        self.wire.queue(|q| q.check(&first))?;
+        poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.wire.queue(|q| {
+            q.check(&first)?;
+            let mut start = 0;
+            loop {
+                let end = start + size.min(payload.len() - start);
+                let fin = end == payload.len();
+                let op = if start == 0 {
+                    opcode
+                } else {
+                    OpCode::Continuation
+                };
+                q.start_send(&Frame::new(op, payload.slice(start..end)).with_fin(fin));
+                if fin {
+                    return Ok::<(), Error>(());
+                }
+                start = end;
             }
-            start = end;
-        }
+        })?;
         self.flush().await
     }
 }
