@@ -112,6 +112,7 @@ pub struct Rejection {
     status: u16,
     reason: String,
     retry_after: Option<u32>,
+    allow: &'static str,
 }
 
 impl Rejection {
@@ -126,6 +127,7 @@ impl Rejection {
             },
             reason: reason.into(),
             retry_after: None,
+            allow: "GET",
         }
     }
 
@@ -147,6 +149,20 @@ impl Rejection {
     /// 405 Method Not Allowed (with `Allow: GET`).
     pub fn method_not_allowed() -> Self {
         Self::with_status(405, "method must be GET")
+    }
+
+    /// 405 Method Not Allowed with `Allow: allow` (e.g. `"GET, HEAD"`).
+    ///
+    /// ```
+    /// let mut buf = bytes::BytesMut::new();
+    /// rtwire::upgrade::Rejection::method_not_allowed_but("GET, HEAD").write_response(&mut buf);
+    /// assert!(std::str::from_utf8(&buf).unwrap().contains("\r\nAllow: GET, HEAD\r\n"));
+    /// ```
+    pub fn method_not_allowed_but(allow: &'static str) -> Self {
+        Rejection {
+            allow,
+            ..Self::with_status(405, format!("method must be {allow}"))
+        }
     }
 
     /// 503 Service Unavailable with `Retry-After: secs`.
@@ -175,7 +191,7 @@ impl Rejection {
     /// Appends the complete response (with `Connection: close`) to `buf`.
     pub fn write_response(&self, buf: &mut BytesMut) {
         let extra = match (self.status, self.retry_after) {
-            (405, _) => "Allow: GET\r\n".to_owned(),
+            (405, _) => format!("Allow: {}\r\n", self.allow),
             (_, Some(s)) => format!("Retry-After: {s}\r\n"),
             _ => String::new(),
         };

@@ -146,7 +146,7 @@ fn typed_rejections() {
     r.write_response(&mut buf);
     assert!(std::str::from_utf8(&buf)
         .unwrap()
-        .contains("\r\nAllow: GET\r\n"));
+        .contains("\r\nAllow: GET, HEAD\r\n"));
 
     let long = format!(
         "GET /s HTTP/1.1\r\nLast-Event-ID: {}\r\n\r\n",

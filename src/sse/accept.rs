@@ -209,7 +209,7 @@ pub fn accept(head: &RequestHead, config: &Config) -> Result<SseRequest, Rejecti
     let is_head = match head.method() {
         "GET" => false,
         "HEAD" => true,
-        _ => return Err(Rejection::method_not_allowed()),
+        _ => return Err(Rejection::method_not_allowed_but("GET, HEAD")),
     };
     config.policy.check(head)?;
     let last_event_id = match head.header("last-event-id") {
