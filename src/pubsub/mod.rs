@@ -26,6 +26,7 @@
 mod bus;
 mod channel;
 mod error;
+mod memory;
 mod position;
 mod publication;
 mod store;
@@ -33,6 +34,7 @@ mod store;
 pub use bus::{Bus, Delivery, Subscription};
 pub use channel::{ChannelName, MAX_CHANNEL_LEN};
 pub use error::{PositionError, PubSubError};
+pub use memory::{MemoryBus, MemoryConfig, MemoryStore};
 pub use position::Position;
-pub use publication::{Publication, PublishRequest};
+pub use publication::{Publication, PublishRequest, MAX_FIELD_LEN};
 pub use store::{GapReason, Since, Store};
