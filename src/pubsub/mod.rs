@@ -29,6 +29,8 @@ mod error;
 mod memory;
 mod position;
 mod publication;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod store;
 
 pub use bus::{Bus, Delivery, Subscription};
