@@ -83,6 +83,11 @@ pub trait Bus: Send + Sync + 'static {
     /// Delivers `publication` to the subscribers of its channel on every
     /// instance. (The Redis store's append already published it in the same
     /// atomic step; the Redis bus then does nothing here.)
+    ///
+    /// Deliveries follow the order of `publish` calls. With an in-process
+    /// store, two tasks publishing to one channel at once must serialize
+    /// their `Store::append` + `Bus::publish` pairs per channel, or a later
+    /// position can be delivered before an earlier one.
     fn publish(
         &self,
         publication: &Publication,
@@ -185,10 +190,13 @@ impl Fanout {
 
     /// Delivers to the channel's local subscribers; how many there were.
     pub(crate) fn deliver(&self, channel: &ChannelName, d: Delivery) -> usize {
-        match self.lock().get(channel) {
-            Some(e) => e.tx.send(d).unwrap_or(0),
-            None => 0,
-        }
+        // Sent outside the map's lock: waking many receivers must not hold
+        // up publishes and subscriptions on other channels.
+        let tx = match self.lock().get(channel) {
+            Some(e) => e.tx.clone(),
+            None => return 0,
+        };
+        tx.send(d).unwrap_or(0)
     }
 
     /// The channels with local subscribers.

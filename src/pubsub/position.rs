@@ -54,7 +54,8 @@ impl Position {
         let (e, o) = s.split_once('-').ok_or(PositionError::Shape)?;
         let epoch_ok = !e.is_empty()
             && e.len() <= 16
-            && e.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && e.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             && (e == "0" || !e.starts_with('0'));
         if !epoch_ok {
             return Err(PositionError::Epoch);
