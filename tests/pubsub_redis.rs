@@ -508,3 +508,95 @@ async fn close_ends_subscriptions_and_later_calls() {
         Err(PubSubError::InvalidField(_))
     ));
 }
+
+/// Found in review: Redis restarted from a snapshot that predates some
+/// publications kept the epoch, so their offsets were handed out again to
+/// new publications and a client resuming from one of the lost positions
+/// got a silent partial replay. The meta now records the server's run id,
+/// and the first read after the restart (the subscribed instance's heal
+/// on reconnect) replaces a restored history with a new epoch.
+#[tokio::test]
+async fn regression_snapshot_restore_reused_positions() {
+    let mut server = RedisServer::start();
+    let c = ch("snap");
+    let (store, bus) = instance(config(&server)).await;
+    let mut sub = bus.subscribe(&c).await.unwrap();
+    for i in 1..=3 {
+        publish(&store, &c, &format!("old{i}")).await;
+    }
+    assert_eq!(server.cli(&["SAVE"]), "OK");
+    let mut lost = Vec::new();
+    for i in 4..=6 {
+        lost.push(publish(&store, &c, &format!("lost{i}")).await);
+    }
+    for _ in 0..6 {
+        next_pub(&mut sub).await;
+    }
+    // SIGKILL: it comes back from the dump taken at offset 3.
+    server.restart();
+    // The live subscriber is told as soon as its instance reconnects.
+    match next(&mut sub).await {
+        Delivery::Reset {
+            reason: GapReason::EpochChanged,
+        } => {}
+        d => panic!("expected a reset, got {d:?}"),
+    }
+    let fresh = publish_when_back(&store, &c, "new").await;
+    assert_ne!(
+        fresh.position.epoch, lost[2].position.epoch,
+        "a restored history must not keep its epoch"
+    );
+    // A client that saw the lost publications cannot be caught up.
+    let s = store.since(&c, Some(lost[2].position), 100).await.unwrap();
+    assert!(
+        matches!(
+            s,
+            Since::CannotCatchUp {
+                reason: GapReason::EpochChanged,
+                ..
+            }
+        ),
+        "{s:?}"
+    );
+    assert_eq!(next_pub(&mut sub).await.position, fresh.position);
+}
+
+/// Found in review: one history entry this version cannot decode made the
+/// channel's replay fail forever (no publications, no reset). It is now a
+/// hole in the history: `Evicted`, and a reset for live subscribers.
+#[tokio::test]
+async fn regression_undecodable_entry_stalled_the_channel() {
+    let server = RedisServer::start();
+    let c = ch("poison");
+    let (store, _bus) = instance(config(&server)).await;
+    let first = publish(&store, &c, "ok").await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let meta = format!("rtwire:{{{c}}}:meta");
+    let offset: u64 = redis::cmd("HINCRBY")
+        .arg(&meta)
+        .arg("o")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("rtwire:{{{c}}}:stream"))
+        .arg(format!("0-{offset}"))
+        .arg("d")
+        .arg(&b"\xffnot an envelope"[..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let s = store.since(&c, Some(first.position), 100).await.unwrap();
+    assert!(
+        matches!(
+            s,
+            Since::CannotCatchUp {
+                reason: GapReason::Evicted,
+                ..
+            }
+        ),
+        "{s:?}"
+    );
+}

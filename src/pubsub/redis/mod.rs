@@ -13,25 +13,44 @@
 //!
 //! | key | type | what |
 //! | --- | --- | --- |
-//! | `rtwire:{news}:meta` | hash | `e`: the epoch (hex), `o`: the last offset; TTL `history_ttl` |
+//! | `rtwire:{news}:meta` | hash | `e`: the epoch (hex), `o`: the last offset, `r`: the Redis `run_id` that created it; TTL `history_ttl`, refreshed by every append and read |
 //! | `rtwire:{news}:stream` | stream | one entry per publication, ID `0-<offset>`, field `d`: the [`envelope`]; `MAXLEN ~ history_size`, TTL `history_ttl` |
 //! | `rtwire:{news}:idem:<key>` | string | the envelope first stored with idempotency key `<key>`; TTL `idempotency_ttl` |
 //! | `rtwire:{news}` | pub/sub channel | the envelope of each publication, as it is stored |
+//!
+//! ## Restarts that restore a snapshot
+//!
+//! The run-id check runs on reads, not on every append (`INFO` would halve
+//! the append rate). Every instance reads each channel it subscribes to
+//! right after its pub/sub connection comes back (within `reconnect_min`
+//! of the restart) and at every `sync_interval`; the first read after a
+//! restart replaces the restored history with a new epoch. Appends that
+//! reach the restarted server before that read may reuse offsets of the
+//! lost publications: they are then discarded with that history, live
+//! subscribers get [`Delivery::Reset`](crate::pubsub::Delivery::Reset) and
+//! resuming clients `EpochChanged` — explicit, never a silent partial
+//! replay. Without persistence (`--save '' --appendonly no`) a restart
+//! loses the meta itself and the epoch changes at the first append.
 //!
 //! ## Scripts
 //!
 //! - **append** (`scripts/append.lua`), the only writer of positions: if
 //!   the idempotency key is set, return its envelope; read the epoch, or
 //!   create the meta with the random epoch passed in when it is missing
-//!   (first publish, `FLUSHALL`, a restart without persistence, expiry)
-//!   and drop any stale stream; `HINCRBY` the offset; `XADD` the envelope
+//!   (first publish, `FLUSHALL`, a restart without persistence, expiry),
+//!   recording the server's `run_id`, and drop any stale stream; `HINCRBY` the offset; `XADD` the envelope
 //!   with ID `0-<offset>` (so `XRANGE` by offset is exact) and
 //!   `MAXLEN ~ history_size`; refresh the TTLs; store the idempotency key;
 //!   `PUBLISH` the envelope. All in one atomic step, so positions are
 //!   unique and contiguous across every instance, and what is published
 //!   is what is stored.
 //! - **since** (`scripts/since.lua`): the epoch (created when missing, as
-//!   above), the top offset, and, when the caller's epoch matches and at
+//!   above, **or when it was written by another server run**: `run_id`
+//!   changes at every restart, and a meta restored from an RDB/AOF
+//!   snapshot may have lost writes after it, so its offsets would be handed
+//!   out again to different publications; reading also refreshes the TTLs,
+//!   so a quiet channel that instances subscribe to does not expire), the
+//!   top offset, and, when the caller's epoch matches and at
 //!   most `limit` are missing, the entries after the caller's offset; all
 //!   read at one instant. [`RedisStore`] then applies the rules of
 //!   [`Store::since`](crate::pubsub::Store::since): another epoch →

@@ -165,7 +165,12 @@ impl Core {
         }
         let mut publications = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
-            let p = envelope::decode(e).map_err(backend)?;
+            // An entry this version cannot read (another version's
+            // envelope, corruption) is a hole in the history: say so,
+            // instead of failing this channel's replay forever.
+            let Ok(p) = envelope::decode(e) else {
+                return gap(GapReason::Evicted);
+            };
             if p.position != Position::new(epoch, after.offset + 1 + i as u64) {
                 return gap(GapReason::Evicted);
             }

@@ -20,10 +20,14 @@ end
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   -- A new history (first publish, FLUSHALL, restart, expiry): a stream
-  -- left from an old one must not mix with the new offsets.
+  -- left from an old one must not mix with the new offsets. The server's
+  -- run id is recorded so that since.lua can tell a history restored
+  -- from a snapshot by a later run (INFO is not cheap: only here, on
+  -- the rare creation path, and on reads).
   epoch = ARGV[1]
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'r', run)
 end
 local offset = string.format('%d', redis.call('HINCRBY', KEYS[1], 'o', 1))
 local pos = epoch .. '-' .. offset
