@@ -32,14 +32,16 @@ mod decoder;
 mod encoder;
 mod error;
 mod event;
+mod event_source;
 mod store;
 mod stream;
 
 pub use accept::{accept, Config, SseRequest};
-pub use client::{ClientConfig, EventSource, SseClient};
+pub use client::{ClientConfig, SseClient};
 pub use decoder::{Decoder, Limits};
 pub use encoder::{EncodedEvent, Encoder, KEEPALIVE};
 pub use error::{ClientError, DecodeError, EventError, StoreError};
 pub use event::{Event, MessageEvent};
+pub use event_source::EventSource;
 pub use store::{Gap, Replay, ReplayStore, StoredEvent, DEFAULT_MAX_CHANNELS};
 pub use stream::SseStream;
