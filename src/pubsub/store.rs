@@ -71,3 +71,27 @@ pub trait Store: Send + Sync + 'static {
     /// Releases resources; later calls return [`PubSubError::Closed`].
     fn close(&self) -> impl Future<Output = ()> + Send;
 }
+
+/// The rules every store applies before it looks at its history, in this
+/// order: another epoch ([`GapReason::EpochChanged`]), past the top
+/// ([`GapReason::Ahead`]), more missing than `limit`
+/// ([`GapReason::OverLimit`]). Returns how many publications follow
+/// `after`; the store then checks that it still holds all of them
+/// ([`GapReason::Evicted`] otherwise).
+pub(crate) fn missing_after(
+    after: Position,
+    top: Position,
+    limit: usize,
+) -> Result<u64, GapReason> {
+    if after.epoch != top.epoch {
+        return Err(GapReason::EpochChanged);
+    }
+    if after.offset > top.offset {
+        return Err(GapReason::Ahead);
+    }
+    let missing = top.offset - after.offset;
+    if missing > limit as u64 {
+        return Err(GapReason::OverLimit);
+    }
+    Ok(missing)
+}

@@ -10,7 +10,7 @@ use crate::pubsub::channel::ChannelName;
 use crate::pubsub::error::PubSubError;
 use crate::pubsub::position::Position;
 use crate::pubsub::publication::{Publication, PublishRequest};
-use crate::pubsub::store::{GapReason, Since, Store};
+use crate::pubsub::store::{missing_after, GapReason, Since, Store};
 
 /// The bounds of a [`MemoryStore`].
 ///
@@ -404,15 +404,8 @@ impl MemoryStore {
                 top,
             });
         };
-        if after.epoch != h.epoch {
-            return cannot(GapReason::EpochChanged);
-        }
-        if after.offset > h.top {
-            return cannot(GapReason::Ahead);
-        }
-        let missing = h.top - after.offset;
-        if missing > limit as u64 {
-            return cannot(GapReason::OverLimit);
+        if let Err(reason) = missing_after(after, top, limit) {
+            return cannot(reason);
         }
         if h.first_kept() > after.offset + 1 {
             return cannot(GapReason::Evicted);

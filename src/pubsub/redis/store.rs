@@ -11,6 +11,7 @@ use redis::Script;
 use super::envelope;
 use super::keys::Keys;
 use super::RedisConfig;
+use crate::pubsub::store::missing_after;
 use crate::pubsub::{
     ChannelName, GapReason, Position, PubSubError, Publication, PublishRequest, Since, Store,
 };
@@ -149,16 +150,10 @@ impl Core {
             });
         };
         let gap = |reason| Ok(Since::CannotCatchUp { reason, top });
-        if after.epoch != epoch {
-            return gap(GapReason::EpochChanged);
-        }
-        if after.offset > top_offset {
-            return gap(GapReason::Ahead);
-        }
-        let missing = top_offset - after.offset;
-        if missing > limit as u64 {
-            return gap(GapReason::OverLimit);
-        }
+        let missing = match missing_after(after, top, limit) {
+            Ok(m) => m,
+            Err(reason) => return gap(reason),
+        };
         let entries = &reply[2..];
         if entries.len() as u64 != missing {
             return gap(GapReason::Evicted);
