@@ -3,13 +3,23 @@
 //!
 //! ```text
 //! cargo run --release --example server -- 127.0.0.1:8080
+//! cargo run --release --features redis --example server -- 127.0.0.1:8081 \
+//!     --redis redis://127.0.0.1:6379 --instance-id b
 //! ```
 //!
 //! - `/`: an HTML page that uses the endpoints below;
 //! - `/echo`: WebSocket echo (selects the `chat` subprotocol when offered);
 //! - `/sse`: a fixed table of five events, resumable with `Last-Event-ID`;
-//! - `/clock`: one event a second from a replay store.
+//! - `/clock`: one event a second from a replay store;
+//! - `/events?channel=C[&tenant=…&subject=…]`: the SSE manager's stream,
+//!   and `POST /publish?channel=C[&type=T…]` to publish to it;
+//! - `/metrics`: counters in the Prometheus text format.
+//!
+//! Options: `--redis URL` puts the SSE manager on Redis (build with
+//! `--features redis`), so two servers on one Redis serve one stream;
+//! `--instance-id NAME` names this node.
 
+mod events;
 mod sse_routes;
 
 use std::sync::Arc;
@@ -21,20 +31,54 @@ use tokio::net::TcpStream;
 
 const PAGE: &str = include_str!("index.html");
 
+/// The command line.
+#[derive(Default)]
+struct Args {
+    addr: Option<String>,
+    redis: Option<String>,
+    instance_id: Option<String>,
+}
+
+fn parse_args() -> std::io::Result<Args> {
+    let mut args = Args::default();
+    let mut it = std::env::args().skip(1);
+    let usage = |what: &str| {
+        std::io::Error::other(format!(
+            "{what}; usage: server [ADDR] [--redis URL] [--instance-id NAME]"
+        ))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--redis" => args.redis = Some(it.next().ok_or_else(|| usage("--redis needs a URL"))?),
+            "--instance-id" => {
+                args.instance_id = Some(
+                    it.next()
+                        .ok_or_else(|| usage("--instance-id needs a name"))?,
+                )
+            }
+            _ if a.starts_with("--") => return Err(usage(&format!("unknown option {a}"))),
+            _ if args.addr.is_none() => args.addr = Some(a),
+            _ => return Err(usage(&format!("unexpected argument {a}"))),
+        }
+    }
+    Ok(args)
+}
+
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let args = parse_args()?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(addr))
+        .block_on(serve(args))
 }
 
-async fn serve(addr: String) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+async fn serve(args: Args) -> std::io::Result<()> {
+    let addr = args.addr.as_deref().unwrap_or("127.0.0.1:8080");
+    let events =
+        Arc::new(events::Events::start(args.redis.as_deref(), args.instance_id.as_deref()).await?);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    eprintln!("rtwire demo: open http://{local}/  (ws://{local}/echo, http://{local}/sse, http://{local}/clock)");
+    eprintln!("rtwire demo: open http://{local}/  (ws://{local}/echo, http://{local}/sse, http://{local}/clock, http://{local}/events?channel=demo)");
     let config = Arc::new(
         Config::builder()
             .max_frame_size(64 << 20)
@@ -46,9 +90,9 @@ async fn serve(addr: String) -> std::io::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
         let _ = tcp.set_nodelay(true);
-        let (config, clock) = (config.clone(), clock.clone());
+        let (config, clock, events) = (config.clone(), clock.clone(), events.clone());
         tokio::spawn(async move {
-            if let Err(e) = route(tcp, &config, clock).await {
+            if let Err(e) = route(tcp, &config, clock, &events).await {
                 eprintln!("connection ended: {e}");
             }
         });
@@ -59,6 +103,7 @@ async fn route(
     mut tcp: TcpStream,
     config: &Config,
     clock: Arc<sse_routes::Clock>,
+    events: &events::Events,
 ) -> Result<(), rtwire::Error> {
     let head = tokio::time::timeout(Duration::from_secs(10), read_request_head(&mut tcp, config))
         .await
@@ -74,6 +119,20 @@ async fn route(
         }
         "/sse" => Ok(sse_routes::serve_sse(tcp, head).await?),
         "/clock" => Ok(sse_routes::serve_clock(tcp, head, clock).await?),
+        "/events" => events.stream(tcp, &head).await,
+        "/publish" => events.publish(tcp, &head, rest).await,
+        "/metrics" => {
+            let mut body = String::new();
+            events.write_metrics(&mut body);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            tcp.write_all(head.as_bytes()).await?;
+            tcp.write_all(body.as_bytes()).await?;
+            tcp.shutdown().await?;
+            Ok(())
+        }
         "/" | "/index.html" => {
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",

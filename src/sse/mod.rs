@@ -7,6 +7,9 @@
 //!   heartbeats, a write timeout, `Last-Event-ID` and disconnect detection.
 //! - [`SseClient`], [`EventSource`]: a client over any
 //!   `AsyncRead + AsyncWrite`, reconnecting with `Last-Event-ID`.
+//! - [`Manager`] and [`Handler`]: channels of events on the pub/sub
+//!   layer, with replay on `Last-Event-ID`, connection limits, a
+//!   slow-client policy and one handler per request, on one node or many.
 //! - [`ReplayStore`]: per-channel rings of encoded events for resume, with
 //!   explicit [`Gap`]s.
 //!
@@ -33,6 +36,7 @@ mod encoder;
 mod error;
 mod event;
 mod event_source;
+mod manager;
 mod store;
 mod stream;
 
@@ -43,5 +47,10 @@ pub use encoder::{EncodedEvent, Encoder, KEEPALIVE};
 pub use error::{ClientError, DecodeError, EventError, StoreError};
 pub use event::{Event, MessageEvent};
 pub use event_source::EventSource;
+pub use manager::{
+    AuthorizeSubscribe, CloseReason, EventKind, Handler, HandlerConfig, ManagedEvent, Manager,
+    ManagerConfig, ManagerError, ResetReason, Stats, SubscribeRequest, Subscriber, DROPPED_EVENT,
+    RESET_EVENT,
+};
 pub use store::{Gap, Replay, ReplayStore, StoredEvent, DEFAULT_MAX_CHANNELS};
 pub use stream::SseStream;

@@ -169,6 +169,23 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
         self.flush_buf().await
     }
 
+    /// Queues an event encoded once for many streams without writing it:
+    /// [`SseStream::flush`] (or the next send, or [`SseStream::idle`])
+    /// writes everything queued in one go. The caller bounds what it
+    /// queues (see [`SseStream::buffered`]).
+    pub fn feed_encoded(&mut self, event: &EncodedEvent) -> Result<(), Error> {
+        self.check_open()?;
+        self.framed(|buf| buf.put_slice(event.as_bytes()));
+        Ok(())
+    }
+
+    /// Writes and flushes what [`SseStream::feed_encoded`] queued.
+    /// Cancel-safe as [`SseStream::send`] is.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.check_open()?;
+        self.flush_buf().await
+    }
+
     /// Sends a keepalive comment now.
     pub async fn heartbeat(&mut self) -> Result<(), Error> {
         self.ready().await?;
