@@ -409,6 +409,11 @@ impl<St: Store, B: Bus> Manager<St, B> {
         &self.inner.store
     }
 
+    /// The bus.
+    pub fn bus(&self) -> &B {
+        &self.inner.bus
+    }
+
     /// The counters now.
     pub fn stats(&self) -> Stats {
         self.inner
