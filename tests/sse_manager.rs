@@ -120,9 +120,18 @@ async fn a_resume_the_store_cannot_serve_gets_one_reset_with_the_top_as_its_id()
             .position;
     }
     let cases = [
-        (Position::new(last.epoch, 2).to_string(), ResetReason::Gap(rtwire::pubsub::GapReason::Evicted)),
-        (Position::new(last.epoch, 99).to_string(), ResetReason::Gap(rtwire::pubsub::GapReason::Ahead)),
-        (Position::new(last.epoch + 1, 2).to_string(), ResetReason::Gap(rtwire::pubsub::GapReason::EpochChanged)),
+        (
+            Position::new(last.epoch, 2).to_string(),
+            ResetReason::Gap(rtwire::pubsub::GapReason::Evicted),
+        ),
+        (
+            Position::new(last.epoch, 99).to_string(),
+            ResetReason::Gap(rtwire::pubsub::GapReason::Ahead),
+        ),
+        (
+            Position::new(last.epoch + 1, 2).to_string(),
+            ResetReason::Gap(rtwire::pubsub::GapReason::EpochChanged),
+        ),
         ("not-an-id".to_owned(), ResetReason::InvalidId),
     ];
     for (id, want) in cases {
@@ -141,7 +150,10 @@ async fn a_resume_the_store_cannot_serve_gets_one_reset_with_the_top_as_its_id()
         let (wire_id, ty, data) = wire_data(&replay[0]);
         assert_eq!(ty, "reset");
         assert_eq!(wire_id, last.to_string());
-        assert_eq!(data, format!("{{\"reason\":\"{}\",\"top\":\"{last}\"}}", want.as_str()));
+        assert_eq!(
+            data,
+            format!("{{\"reason\":\"{}\",\"top\":\"{last}\"}}", want.as_str())
+        );
     }
     // Over the replay limit is a reset too.
     let m = Manager::in_memory(ManagerConfig::new().replay_limit(3));
@@ -155,7 +167,10 @@ async fn a_resume_the_store_cannot_serve_gets_one_reset_with_the_top_as_its_id()
         .unwrap();
     assert!(matches!(
         replay[0].kind(),
-        EventKind::Reset { reason: ResetReason::Gap(rtwire::pubsub::GapReason::OverLimit), .. }
+        EventKind::Reset {
+            reason: ResetReason::Gap(rtwire::pubsub::GapReason::OverLimit),
+            ..
+        }
     ));
     assert_eq!(m.stats().replays_reset, 1);
 }
@@ -163,14 +178,22 @@ async fn a_resume_the_store_cannot_serve_gets_one_reset_with_the_top_as_its_id()
 #[tokio::test]
 async fn tenant_and_subject_route_live_events_and_replays() {
     let m = Manager::in_memory(ManagerConfig::new());
-    let (mut acme, _) = m.subscribe(SubscribeRequest::new("c").tenant("acme")).await.unwrap();
-    let (mut other, _) = m.subscribe(SubscribeRequest::new("c").tenant("other")).await.unwrap();
+    let (mut acme, _) = m
+        .subscribe(SubscribeRequest::new("c").tenant("acme"))
+        .await
+        .unwrap();
+    let (mut other, _) = m
+        .subscribe(SubscribeRequest::new("c").tenant("other"))
+        .await
+        .unwrap();
     let (mut none, _) = m.subscribe(SubscribeRequest::new("c")).await.unwrap();
     let first = m
         .publish(PublishRequest::new(ch("c"), "for acme").tenant("acme"))
         .await
         .unwrap();
-    m.publish(PublishRequest::new(ch("c"), "for all")).await.unwrap();
+    m.publish(PublishRequest::new(ch("c"), "for all"))
+        .await
+        .unwrap();
     assert_eq!(next_data(&mut acme).await, "for acme");
     assert_eq!(next_data(&mut acme).await, "for all");
     assert_eq!(next_data(&mut other).await, "for all");
@@ -178,7 +201,11 @@ async fn tenant_and_subject_route_live_events_and_replays() {
     assert!(other.try_recv().is_none() && none.try_recv().is_none());
     let before = Position::new(first.position.epoch, 0).to_string();
     let (_s, replay) = m
-        .subscribe(SubscribeRequest::new("c").tenant("other").last_event_id(before))
+        .subscribe(
+            SubscribeRequest::new("c")
+                .tenant("other")
+                .last_event_id(before),
+        )
         .await
         .unwrap();
     let got: Vec<String> = replay.iter().map(|e| wire_data(e).2).collect();
@@ -188,7 +215,10 @@ async fn tenant_and_subject_route_live_events_and_replays() {
 #[tokio::test]
 async fn a_full_queue_disconnects_the_slow_client_and_the_others_get_everything() {
     let m = Manager::in_memory(ManagerConfig::new().client_buffer(8));
-    let (slow, _) = m.subscribe(SubscribeRequest::new("c").client_id("slow")).await.unwrap();
+    let (slow, _) = m
+        .subscribe(SubscribeRequest::new("c").client_id("slow"))
+        .await
+        .unwrap();
     let (mut fast, _) = m.subscribe(SubscribeRequest::new("c")).await.unwrap();
     let mut got = 0;
     for i in 0..100 {
@@ -206,7 +236,11 @@ async fn a_full_queue_disconnects_the_slow_client_and_the_others_get_everything(
 
 #[tokio::test]
 async fn drop_on_backpressure_drops_counts_and_tells_the_client_in_band() {
-    let m = Manager::in_memory(ManagerConfig::new().client_buffer(4).drop_on_backpressure(true));
+    let m = Manager::in_memory(
+        ManagerConfig::new()
+            .client_buffer(4)
+            .drop_on_backpressure(true),
+    );
     let (mut slow, _) = m.subscribe(SubscribeRequest::new("c")).await.unwrap();
     for i in 0..10 {
         publish(&m, "c", &format!("{i}")).await;
@@ -278,8 +312,14 @@ async fn invalid_channel_and_non_utf8_data_are_typed_400s() {
 #[tokio::test]
 async fn disconnect_by_id_and_a_second_subscriber_with_the_same_id_replaces_the_first() {
     let m = Manager::in_memory(ManagerConfig::new());
-    let (mut a, _) = m.subscribe(SubscribeRequest::new("c").client_id("tab")).await.unwrap();
-    let (mut b, _) = m.subscribe(SubscribeRequest::new("c").client_id("tab")).await.unwrap();
+    let (mut a, _) = m
+        .subscribe(SubscribeRequest::new("c").client_id("tab"))
+        .await
+        .unwrap();
+    let (mut b, _) = m
+        .subscribe(SubscribeRequest::new("c").client_id("tab"))
+        .await
+        .unwrap();
     assert_eq!(a.recv().await.map(|_| ()), None);
     assert_eq!(a.close_reason(), Some(CloseReason::Disconnected));
     assert_eq!(b.id(), "tab");
@@ -292,7 +332,11 @@ async fn disconnect_by_id_and_a_second_subscriber_with_the_same_id_replaces_the_
 
 #[tokio::test]
 async fn the_last_subscriber_out_releases_the_channel() {
-    let m = Manager::new(ManagerConfig::new(), MemoryStore::new(MemoryConfig::default()), MemoryBus::new());
+    let m = Manager::new(
+        ManagerConfig::new(),
+        MemoryStore::new(MemoryConfig::default()),
+        MemoryBus::new(),
+    );
     let bus = m.bus();
     let (a, _) = m.subscribe(SubscribeRequest::new("c")).await.unwrap();
     let (b, _) = m.subscribe(SubscribeRequest::new("c")).await.unwrap();

@@ -44,10 +44,13 @@ fn manager(config: ManagerConfig) -> Manager {
 }
 
 async fn publish(m: &Manager, data: &str) -> Position {
-    m.publish(PublishRequest::new(ChannelName::new("c").unwrap(), data.to_owned()))
-        .await
-        .unwrap()
-        .position
+    m.publish(PublishRequest::new(
+        ChannelName::new("c").unwrap(),
+        data.to_owned(),
+    ))
+    .await
+    .unwrap()
+    .position
 }
 
 /// Waits until the manager counts `n` subscribers (each stream subscribes
@@ -106,7 +109,9 @@ async fn every_event_has_an_increasing_id_and_a_reconnect_gets_exactly_the_missi
         // Then live again, and no duplicate anywhere.
         publish(&m, "live").await;
         assert_eq!(es.next().await.unwrap().data(), "live");
-        assert!(ids.windows(2).all(|w| w[1].epoch == w[0].epoch && w[1].offset == w[0].offset + 1));
+        assert!(ids
+            .windows(2)
+            .all(|w| w[1].epoch == w[0].epoch && w[1].offset == w[0].offset + 1));
         assert_eq!(m.stats().replays_caught_up, 1);
     })
     .await;
@@ -162,22 +167,51 @@ async fn refusals_come_before_any_stream_byte() {
         let addr = serve(Handler::new(m.clone(), config)).await;
         let cases = [
             ("GET /events HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
-            ("GET /events?channel=a%20b HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
-            ("POST /events?channel=c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "405"),
-            ("GET /events?channel=private HTTP/1.1\r\nHost: x\r\n\r\n", "401"),
-            ("GET /events?channel=private&token=no HTTP/1.1\r\nHost: x\r\n\r\n", "403"),
-            ("GET /events?channel=c HTTP/1.1\r\nHost: x\r\nLast-Event-ID: a\0b\r\n\r\n", "400"),
+            (
+                "GET /events?channel=a%20b HTTP/1.1\r\nHost: x\r\n\r\n",
+                "400",
+            ),
+            (
+                "POST /events?channel=c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                "405",
+            ),
+            (
+                "GET /events?channel=private HTTP/1.1\r\nHost: x\r\n\r\n",
+                "401",
+            ),
+            (
+                "GET /events?channel=private&token=no HTTP/1.1\r\nHost: x\r\n\r\n",
+                "403",
+            ),
+            (
+                "GET /events?channel=c HTTP/1.1\r\nHost: x\r\nLast-Event-ID: a\0b\r\n\r\n",
+                "400",
+            ),
         ];
         for (req, status) in cases {
             let resp = raw(addr, req).await;
-            assert!(resp.starts_with(&format!("HTTP/1.1 {status} ")), "{req:?} -> {resp:?}");
+            assert!(
+                resp.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{req:?} -> {resp:?}"
+            );
             assert!(!resp.contains("text/event-stream"), "{resp}");
         }
-        let resp = raw(addr, "POST /events?channel=c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").await;
+        let resp = raw(
+            addr,
+            "POST /events?channel=c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
         assert!(resp.contains("Allow: GET, HEAD\r\n"), "{resp}");
         // HEAD: the stream's headers, no body, nothing subscribed.
-        let resp = raw(addr, "HEAD /events?channel=private&token=ok HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n") && resp.contains("text/event-stream"), "{resp}");
+        let resp = raw(
+            addr,
+            "HEAD /events?channel=private&token=ok HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .await;
+        assert!(
+            resp.starts_with("HTTP/1.1 200 OK\r\n") && resp.contains("text/event-stream"),
+            "{resp}"
+        );
         assert!(resp.ends_with("\r\n\r\n"), "no body: {resp:?}");
         assert_eq!(m.stats().connections_total, 0);
         // max_connections (1) + 1: 503 with Retry-After.
