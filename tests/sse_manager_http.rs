@@ -361,3 +361,37 @@ fn rtwire_dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// `close` ends every open stream cleanly (the last chunk), waits for them,
+/// and only then returns; new requests get 503.
+#[tokio::test]
+async fn close_finishes_open_streams_then_refuses() {
+    bounded("close", async {
+        let m = manager(ManagerConfig::new());
+        let addr = serve(Handler::new(m.clone(), HandlerConfig::new())).await;
+        let mut streams = Vec::new();
+        for _ in 0..3 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /events?channel=c HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            streams.push(s);
+        }
+        connected(&m, 3).await;
+        m.close().await;
+        assert_eq!(m.stats().connections, 0, "close waited for the streams");
+        for mut s in streams {
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).await.unwrap();
+            assert!(all.starts_with(b"HTTP/1.1 200 OK\r\n"));
+            assert!(
+                all.ends_with(b"0\r\n\r\n"),
+                "{:?}",
+                String::from_utf8_lossy(&all)
+            );
+        }
+        let resp = raw(addr, "GET /events?channel=c HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.1 503 "), "{resp}");
+    })
+    .await;
+}
