@@ -396,3 +396,104 @@ async fn a_publication_is_encoded_once_for_every_subscriber() {
     assert!(evs.iter().all(|e| e.encoded().as_bytes().as_ptr() == p));
     assert_eq!(m.stats().deliveries, 50);
 }
+
+/// The review's finding: events dispatched after a resuming client joined
+/// but covered by its replay counted against its queue limit, so it was
+/// closed as slow (or told of drops) for events it had.
+async fn resume_behind_a_backlog(drop_mode: bool) -> (Manager, Subscriber, Subscriber) {
+    let m = Manager::in_memory(
+        ManagerConfig::new()
+            .client_buffer(2)
+            .drop_on_backpressure(drop_mode),
+    );
+    // Keeps the room's dispatcher; nothing below routes to it.
+    let (keep, _) = m
+        .subscribe(SubscribeRequest::new("c").subject("other"))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        // Stored; not dispatched yet (the dispatcher has not run).
+        let p = PublishRequest::new(ch("c"), format!("e{i}")).subject("s");
+        ids.push(m.publish(p).await.unwrap().position);
+    }
+    let before = Position::new(ids[0].epoch, 0);
+    let req = SubscribeRequest::new("c")
+        .subject("s")
+        .last_event_id(before.to_string());
+    let (sub, replay) = m.subscribe(req).await.unwrap();
+    assert_eq!(replay.len(), 5);
+    // The backlog reaches the dispatcher now.
+    let end = m
+        .publish(PublishRequest::new(ch("c"), "end").subject("other"))
+        .await
+        .unwrap()
+        .position;
+    let mut keep = keep;
+    while keep.recv().await.unwrap().position() != Some(end) {}
+    (m, keep, sub)
+}
+
+#[tokio::test]
+async fn a_resuming_client_is_not_cut_off_for_live_events_its_replay_holds() {
+    let (_m, _keep, sub) = resume_behind_a_backlog(false).await;
+    assert_eq!(sub.close_reason(), None);
+    assert_eq!(sub.queued(), 0, "the replayed events left its queue");
+}
+
+#[tokio::test]
+async fn a_resuming_client_gets_no_dropped_notice_for_events_its_replay_holds() {
+    let (m, _keep, mut sub) = resume_behind_a_backlog(true).await;
+    let p = m
+        .publish(PublishRequest::new(ch("c"), "live").subject("s"))
+        .await
+        .unwrap();
+    let ev = sub.recv().await.unwrap();
+    assert_eq!(ev.position(), Some(p.position), "{:?}", ev.kind());
+    assert_eq!(m.stats().drops, 0);
+}
+
+/// The review's finding: a client reset into a new history (the store
+/// lost the channel) then got the old history's backlog: ids went back.
+#[tokio::test]
+async fn after_a_reset_into_a_new_history_no_event_of_the_old_one_arrives() {
+    let store = MemoryStore::new(MemoryConfig::default().max_channels(1));
+    let m = Manager::new(ManagerConfig::new(), store, MemoryBus::new());
+    let (mut keep, _) = m
+        .subscribe(SubscribeRequest::new("c").subject("other"))
+        .await
+        .unwrap();
+    let mut old = Vec::new();
+    for i in 0..3 {
+        let p = PublishRequest::new(ch("c"), format!("e{i}")).subject("s");
+        old.push(m.publish(p).await.unwrap().position);
+    }
+    m.publish(PublishRequest::new(ch("d"), "x")).await.unwrap(); // evicts "c"
+    let before = Position::new(old[0].epoch, 0);
+    let req = SubscribeRequest::new("c")
+        .subject("s")
+        .last_event_id(before.to_string());
+    let (mut b, replay) = m.subscribe(req).await.unwrap();
+    let top = match replay[0].kind() {
+        EventKind::Reset { top, .. } => top.unwrap(),
+        o => panic!("{o:?}"),
+    };
+    assert_ne!(top.epoch, old[0].epoch);
+    let live = m
+        .publish(PublishRequest::new(ch("c"), "new").subject("s"))
+        .await
+        .unwrap();
+    let ev = b.recv().await.unwrap();
+    assert_eq!(ev.position(), Some(live.position), "{:?}", ev.kind());
+    // The subscriber that was on the old history is told, then moved.
+    let mut kinds = Vec::new();
+    while let Some(ev) = keep.try_recv() {
+        kinds.push(ev.kind().clone());
+    }
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::Reset { top: Some(t), .. } if t.epoch == top.epoch)),
+        "{kinds:?}"
+    );
+}

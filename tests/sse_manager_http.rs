@@ -363,7 +363,7 @@ fn rtwire_dechunk(mut s: &str) -> String {
 }
 
 /// `close` ends every open stream cleanly (the last chunk), waits for them,
-/// and only then returns; new requests get 503.
+/// and only then returns; a new request gets an empty stream to retry.
 #[tokio::test]
 async fn close_finishes_open_streams_then_refuses() {
     bounded("close", async {
@@ -390,8 +390,14 @@ async fn close_finishes_open_streams_then_refuses() {
                 String::from_utf8_lossy(&all)
             );
         }
+        // Not a 503 (a browser would stop for good): an empty stream with
+        // the retry, so it comes back (to this node or another).
         let resp = raw(addr, "GET /events?channel=c HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        assert!(resp.starts_with("HTTP/1.1 503 "), "{resp}");
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        assert!(
+            resp.contains("retry: 10\n") && resp.ends_with("0\r\n\r\n"),
+            "{resp:?}"
+        );
     })
     .await;
 }

@@ -21,6 +21,8 @@ use tokio::net::TcpStream;
 
 /// Largest `POST /publish` body.
 const MAX_BODY: usize = 64 * 1024;
+/// How long the body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The manager on its backend.
 pub enum Events {
@@ -133,24 +135,44 @@ async fn request(
         .query_param("channel")
         .ok_or_else(|| Rejection::bad_request("missing query parameter \"channel\""))?;
     let channel = ChannelName::new(&channel).map_err(|e| Rejection::bad_request(e.to_string()))?;
-    let len: usize = head
+    if head.header("transfer-encoding").is_some() {
+        return Err(Rejection::with_status(
+            411,
+            "send the body with Content-Length",
+        ));
+    }
+    let raw = head
         .header_str("content-length")
-        .ok_or_else(|| Rejection::with_status(411, "Content-Length required"))?
-        .trim()
+        .ok_or_else(|| Rejection::with_status(411, "Content-Length required"))?;
+    if raw.is_empty()
+        || !raw.bytes().all(|b| b.is_ascii_digit())
+        || head.headers_named("content-length").count() > 1
+    {
+        return Err(Rejection::bad_request("bad Content-Length"));
+    }
+    let len: usize = raw
         .parse()
-        .map_err(|_| Rejection::bad_request("bad Content-Length"))?;
+        .map_err(|_| Rejection::with_status(413, "body too large"))?;
     if len > MAX_BODY {
         return Err(Rejection::with_status(413, "body too large"));
     }
-    while body.len() < len {
-        let n = tcp
-            .read_buf(&mut body)
-            .await
-            .map_err(|_| Rejection::bad_request("body cut short"))?;
-        if n == 0 {
-            return Err(Rejection::bad_request("body cut short"));
-        }
+    if len == 0 {
+        // `data: ` with nothing is never dispatched by a browser.
+        return Err(Rejection::bad_request("empty body: nothing to publish"));
     }
+    let read = async {
+        while body.len() < len {
+            match tcp.read_buf(&mut body).await {
+                Ok(0) | Err(_) => return Err(Rejection::bad_request("body cut short")),
+                Ok(_) => {}
+            }
+        }
+        Ok(())
+    };
+    // The head had its own timeout; a body that trickles gets one too.
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| Rejection::with_status(408, "body too slow"))??;
     body.truncate(len);
     let mut req = PublishRequest::new(channel, body.freeze());
     if let Some(t) = head.query_param("type") {

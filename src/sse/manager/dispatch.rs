@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::encode::{self, ManagedEvent, ResetReason};
-use super::registry::Room;
+use super::registry::{Registry, Room};
 use super::stats::Counters;
 use super::subscriber::{CloseReason, Pushed};
 use crate::pubsub::{Delivery, Position, Publication, Since, Store, Subscription};
@@ -17,6 +17,7 @@ pub(crate) struct Dispatcher<St> {
     pub(crate) sub: Subscription,
     pub(crate) store: Arc<St>,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) replay_limit: usize,
     /// The last position delivered (or the top when the subscription
     /// started): older or equal positions are duplicates.
@@ -43,7 +44,9 @@ impl<St: Store> Dispatcher<St> {
                     self.reset_all(ResetReason::Gap(reason), top);
                 }
                 None => {
-                    // The bus is closed: nothing more will come.
+                    // The bus is closed: nothing more will come. No one
+                    // may join this room again (it has no dispatcher).
+                    self.registry.retire(&self.room);
                     for s in self.room.subscribers().values() {
                         s.close(CloseReason::Shutdown);
                     }
@@ -55,7 +58,19 @@ impl<St: Store> Dispatcher<St> {
 
     async fn on_publication(&mut self, p: Arc<Publication>) {
         if let Some(last) = self.last {
-            if p.position.epoch == last.epoch {
+            if p.position.epoch != last.epoch {
+                // A new history: everyone on the old one is told, then
+                // the new one is delivered from its start.
+                let start = Position::new(p.position.epoch, 0);
+                self.reset_all(
+                    ResetReason::Gap(crate::pubsub::GapReason::EpochChanged),
+                    Some(start),
+                );
+                self.last = Some(start);
+                self.heal().await;
+                return;
+            }
+            {
                 if p.position.offset <= last.offset {
                     return; // a duplicate (healed already, or redelivered)
                 }
@@ -83,6 +98,7 @@ impl<St: Store> Dispatcher<St> {
             }
             match s.push(ev) {
                 Pushed::Queued => queued += 1,
+                Pushed::Skipped => {}
                 Pushed::Dropped => dropped += 1,
                 Pushed::Closed => slow += 1,
                 Pushed::Gone => {}

@@ -109,6 +109,10 @@ impl HandlerConfig {
 /// parameter; 400 when malformed), the channel parameter (400 when missing
 /// or invalid), `authorize_subscribe`, then the manager's limits (503 with
 /// `Retry-After: 1`). Every refusal is written before any stream byte.
+/// A transient failure ([`ManagerError::is_transient`](super::ManagerError::is_transient):
+/// the backend, or the manager closing) is not a refusal: the response is
+/// an empty stream with the `retry`, so a browser reconnects (its
+/// EventSource stops for good on any status but 200).
 ///
 /// ```no_run
 /// use rtwire::sse::{Handler, HandlerConfig, Manager, ManagerConfig};
@@ -228,18 +232,28 @@ impl<St: Store, B: Bus> Handler<St, B> {
         }
         let (mut sub, replay) = match self.manager.subscribe(req).await {
             Ok(v) => v,
+            Err(e) if e.is_transient() => {
+                // A browser's EventSource gives up for good on any status
+                // but 200: for a backend failure or a node shutting down,
+                // an empty stream (with `retry`) makes it come back.
+                let sse = SseStream::start(io, sse_req, &self.sse).await?;
+                return match sse.finish().await {
+                    Ok(_) | Err(Error::ConnectionClosed) => Ok(()),
+                    Err(e) => Err(e),
+                };
+            }
             Err(e) => return refuse(&mut io, &e.rejection()).await,
         };
         let _guard = self.manager.stream_guard();
         let mut sse = SseStream::start(io, sse_req, &self.sse).await?;
         let r = async {
-            for ev in &replay {
+            // Each replayed event is let go once it is in the stream's buffer.
+            for ev in replay {
                 sse.feed_encoded(ev.encoded())?;
                 if sse.buffered() >= BATCH {
                     sse.flush().await?;
                 }
             }
-            drop(replay);
             sse.flush().await?;
             loop {
                 tokio::select! {

@@ -254,6 +254,20 @@ pub enum ManagerError {
 }
 
 impl ManagerError {
+    /// Whether trying again later (or on another node) may succeed: the
+    /// manager is closed, or the backend failed. Not the limit: a full
+    /// node answers 503.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ManagerError::Closed => true,
+            ManagerError::PubSub(e) => !matches!(
+                e,
+                PubSubError::InvalidChannel(_) | PubSubError::InvalidField(_)
+            ),
+            _ => false,
+        }
+    }
+
     /// The HTTP refusal for this error.
     pub fn rejection(&self) -> Rejection {
         match self {
@@ -494,13 +508,15 @@ impl<St: Store, B: Bus> Manager<St, B> {
         ));
         let (room, key) = inner.registry.add(&shared);
         // From here on, dropping `sub` undoes the registration.
-        let mut sub = Subscriber {
+        let sub = Subscriber {
             shared,
             registry: inner.registry.clone(),
             key,
             counters: c.clone(),
-            skip_through: None,
         };
+        // `close` sets the flag before it looks for subscribers to close:
+        // either it saw this one, or this sees the flag.
+        self.check_open()?;
         room.ready
             .get_or_try_init(|| async {
                 // The top first, then the bus: what is published in
@@ -513,6 +529,7 @@ impl<St: Store, B: Bus> Manager<St, B> {
                     sub: bus_sub,
                     store: inner.store.clone(),
                     counters: c.clone(),
+                    registry: inner.registry.clone(),
                     replay_limit: inner.config.replay_limit,
                     last: Some(last),
                 };
@@ -520,7 +537,10 @@ impl<St: Store, B: Bus> Manager<St, B> {
                 Ok::<(), PubSubError>(())
             })
             .await?;
-        let replay = self.replay(&channel, &req, &mut sub).await?;
+        let (replay, top) = self.replay(&channel, &req).await?;
+        // Live events the replay holds leave the queue; what is left counts
+        // against the limit from now on.
+        sub.shared.finish_join(top);
         Ok((sub, replay))
     }
 
@@ -528,20 +548,16 @@ impl<St: Store, B: Bus> Manager<St, B> {
         &self,
         channel: &ChannelName,
         req: &SubscribeRequest,
-        sub: &mut Subscriber,
-    ) -> Result<Vec<Arc<ManagedEvent>>, ManagerError> {
+    ) -> Result<(Vec<Arc<ManagedEvent>>, Option<Position>), ManagerError> {
         let c = &self.inner.counters;
         let Some(raw) = req.last_event_id.as_deref().filter(|s| !s.is_empty()) else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
         let Ok(after) = Position::parse(raw) else {
             let top = top_of(self.inner.store.since(channel, None, 0).await?);
-            sub.skip_through = Some(top);
             Counters::add(&c.replays_reset, 1);
-            return Ok(vec![Arc::new(encode::reset(
-                ResetReason::InvalidId,
-                Some(top),
-            ))]);
+            let reset = encode::reset(ResetReason::InvalidId, Some(top));
+            return Ok((vec![Arc::new(reset)], Some(top)));
         };
         let since = self
             .inner
@@ -550,7 +566,6 @@ impl<St: Store, B: Bus> Manager<St, B> {
             .await?;
         match since {
             Since::Publications { publications, top } => {
-                sub.skip_through = Some(top);
                 let events: Vec<_> = publications
                     .into_iter()
                     .filter(|p| p.routes_to(req.tenant.as_deref(), req.subject.as_deref()))
@@ -558,15 +573,12 @@ impl<St: Store, B: Bus> Manager<St, B> {
                     .collect();
                 Counters::add(&c.replays_caught_up, 1);
                 Counters::add(&c.replayed_events, events.len() as u64);
-                Ok(events)
+                Ok((events, Some(top)))
             }
             Since::CannotCatchUp { reason, top } => {
-                sub.skip_through = Some(top);
                 Counters::add(&c.replays_reset, 1);
-                Ok(vec![Arc::new(encode::reset(
-                    ResetReason::Gap(reason),
-                    Some(top),
-                ))])
+                let reset = encode::reset(ResetReason::Gap(reason), Some(top));
+                Ok((vec![Arc::new(reset)], Some(top)))
             }
         }
     }

@@ -96,15 +96,31 @@ impl Registry {
             return;
         };
         let mut subs = room.subs.write().unwrap_or_else(|p| p.into_inner());
-        if subs.get(&key).is_some_and(|s| Arc::ptr_eq(s, shared)) {
-            subs.remove(&key);
+        if !subs.get(&key).is_some_and(|s| Arc::ptr_eq(s, shared)) {
+            return; // a room retired meanwhile; this is its successor
         }
+        subs.remove(&key);
         if subs.is_empty() {
             drop(subs);
             maps.rooms.remove(&shared.channel);
             room.dead.store(true, Ordering::Release);
             room.stop.notify_one();
         }
+    }
+
+    /// Takes `room` out of the map (if it is still the channel's room) and
+    /// marks it dead: its dispatcher is gone, a new subscriber makes a new
+    /// room.
+    pub(crate) fn retire(&self, room: &Arc<Room>) {
+        let mut maps = self.lock();
+        if maps
+            .rooms
+            .get(&room.channel)
+            .is_some_and(|r| Arc::ptr_eq(r, room))
+        {
+            maps.rooms.remove(&room.channel);
+        }
+        room.dead.store(true, Ordering::Release);
     }
 
     /// The subscriber with this client id, if connected.

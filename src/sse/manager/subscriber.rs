@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::encode;
-use super::encode::ManagedEvent;
+use super::encode::{EventKind, ManagedEvent};
 use super::registry::Registry;
 use super::stats::Counters;
 use crate::pubsub::{ChannelName, Position};
@@ -36,12 +36,80 @@ enum Slot {
 
 struct Queue {
     items: VecDeque<Slot>,
-    /// Events in `items` (the `Dropped` markers do not count).
+    /// Publications in `items` (notices do not count).
     events: usize,
     /// Dropped since the last marker was queued (queued with the next event
     /// that fits, or handed out when the queue runs dry).
     pending_drops: u64,
     closed: Option<CloseReason>,
+    /// Until the replay is known ([`Shared::finish_join`]) the queue takes
+    /// everything: what the replay covers is removed then, and only what is
+    /// left counts against the limit.
+    joining: bool,
+    /// Publications at or before this position were in the replay (or
+    /// before a reset): not queued.
+    skip_through: Option<Position>,
+    /// The history this client is on: publications of another epoch are
+    /// stale (a backlog from before a reset) until a `reset` moves it.
+    epoch: Option<u64>,
+}
+
+/// Whether publication `p` is one a client already has (`skip` covers it)
+/// or must not get (another history than `epoch`, the one it is on).
+fn stale(epoch: Option<u64>, skip: Option<Position>, p: Position) -> bool {
+    if epoch.is_some_and(|e| e != p.epoch) {
+        return true;
+    }
+    skip.is_some_and(|t| t.epoch == p.epoch && p.offset <= t.offset)
+}
+
+impl Queue {
+    fn is_stale(&self, p: Position) -> bool {
+        stale(self.epoch, self.skip_through, p)
+    }
+
+    /// Removes queued publications that are stale now.
+    fn purge_stale(&mut self) {
+        let (epoch, skip) = (self.epoch, self.skip_through);
+        self.items.retain(|s| match s {
+            Slot::Event(e) => e.position().is_none_or(|p| !stale(epoch, skip, p)),
+            Slot::Dropped(_) => true,
+        });
+        self.events = count_events(&self.items);
+    }
+
+    /// Applies the slow-client policy to a queue over `capacity`: `true`
+    /// when the subscriber is now closed.
+    fn enforce(&mut self, capacity: usize, drop_on_backpressure: bool) -> bool {
+        if self.events <= capacity {
+            return false;
+        }
+        if !drop_on_backpressure {
+            self.closed = Some(CloseReason::SlowConsumer);
+            self.items = VecDeque::new();
+            self.events = 0;
+            return true;
+        }
+        // Keep the oldest `capacity` publications (and every notice).
+        let (mut kept, mut dropped) = (0, 0);
+        self.items.retain(|s| match s {
+            Slot::Event(e) if e.publication().is_some() => {
+                kept += 1;
+                if kept > capacity {
+                    dropped += 1;
+                }
+                kept <= capacity
+            }
+            Slot::Dropped(n) if kept >= capacity => {
+                dropped += n;
+                false
+            }
+            _ => true,
+        });
+        self.events = kept.min(capacity);
+        self.pending_drops += dropped;
+        false
+    }
 }
 
 /// The manager's side of a subscriber.
@@ -63,6 +131,8 @@ pub(crate) struct Shared {
 /// What [`Shared::push`] did.
 pub(crate) enum Pushed {
     Queued,
+    /// Already in the client's replay, or from a history it left.
+    Skipped,
     Dropped,
     /// The queue was full: the subscriber is now closed as slow.
     Closed,
@@ -91,6 +161,9 @@ impl Shared {
                 events: 0,
                 pending_drops: 0,
                 closed: None,
+                joining: true,
+                skip_through: None,
+                epoch: None,
             }),
             ready: Notify::new(),
             closed_notify: Notify::new(),
@@ -111,34 +184,94 @@ impl Shared {
     }
 
     /// Queues `ev` without waiting: never blocks the publisher on this
-    /// client. Control notices (`reset`) are always queued.
+    /// client. A `reset` notice is always queued (one in a row: a newer
+    /// one replaces one not yet read) and moves the client to its top.
     pub(crate) fn push(&self, ev: &Arc<ManagedEvent>) -> Pushed {
         let mut q = self.lock();
         if q.closed.is_some() {
             return Pushed::Gone;
         }
-        let is_event = ev.publication().is_some();
-        if is_event && q.events >= self.capacity {
-            if self.drop_on_backpressure {
-                q.pending_drops += 1;
-                return Pushed::Dropped;
+        match ev.kind() {
+            EventKind::Publication(p) => {
+                if q.is_stale(p.position) {
+                    return Pushed::Skipped;
+                }
+                if !q.joining {
+                    q.epoch.get_or_insert(p.position.epoch);
+                }
+                if !q.joining && q.events >= self.capacity {
+                    if self.drop_on_backpressure {
+                        q.pending_drops += 1;
+                        return Pushed::Dropped;
+                    }
+                    q.enforce(0, false);
+                    drop(q);
+                    self.wake_closed();
+                    return Pushed::Closed;
+                }
+                if q.pending_drops > 0 {
+                    let n = std::mem::take(&mut q.pending_drops);
+                    q.items.push_back(Slot::Dropped(n));
+                }
+                q.items.push_back(Slot::Event(ev.clone()));
+                q.events += 1;
             }
-            q.closed = Some(CloseReason::SlowConsumer);
-            q.items = VecDeque::new();
-            q.events = 0;
-            drop(q);
-            self.wake_closed();
-            return Pushed::Closed;
+            EventKind::Reset { top, .. } => {
+                if let Some(t) = top {
+                    if q.epoch == Some(t.epoch)
+                        && q.skip_through
+                            .is_some_and(|s| s.epoch == t.epoch && s.offset >= t.offset)
+                    {
+                        // Nothing this client misses: it is past that top.
+                        return Pushed::Skipped;
+                    }
+                }
+                q.epoch = top.map(|t| t.epoch);
+                q.skip_through = *top;
+                // What is queued from before the new top is stale now.
+                q.purge_stale();
+                if let Some(Slot::Event(last)) = q.items.back() {
+                    if matches!(last.kind(), EventKind::Reset { .. }) {
+                        q.items.pop_back();
+                    }
+                }
+                q.items.push_back(Slot::Event(ev.clone()));
+            }
+            EventKind::Dropped { .. } => {
+                q.items.push_back(Slot::Event(ev.clone()));
+            }
         }
-        if q.pending_drops > 0 {
-            let n = std::mem::take(&mut q.pending_drops);
-            q.items.push_back(Slot::Dropped(n));
-        }
-        q.items.push_back(Slot::Event(ev.clone()));
-        q.events += 1;
         drop(q);
         self.ready.notify_one();
         Pushed::Queued
+    }
+
+    /// The replay is known: drop what it covers from the queue (`top`: the
+    /// replay's top; `None` for a client without a last event id), then
+    /// apply the limit to what is left. `false` when that closed it.
+    pub(crate) fn finish_join(&self, top: Option<Position>) -> bool {
+        let mut q = self.lock();
+        q.joining = false;
+        if q.closed.is_some() {
+            return true;
+        }
+        if let Some(t) = top {
+            q.skip_through = Some(t);
+            q.epoch = Some(t.epoch);
+        }
+        q.purge_stale();
+        if q.epoch.is_none() {
+            q.epoch = q.items.iter().find_map(|s| match s {
+                Slot::Event(e) => e.position().map(|p| p.epoch),
+                Slot::Dropped(_) => None,
+            });
+        }
+        let closed = q.enforce(self.capacity, self.drop_on_backpressure);
+        drop(q);
+        if closed {
+            self.wake_closed();
+        }
+        !closed
     }
 
     /// Closes the subscriber (first reason wins); `true` if this call did.
@@ -176,8 +309,6 @@ pub struct Subscriber {
     pub(crate) registry: Arc<Registry>,
     pub(crate) key: u64,
     pub(crate) counters: Arc<Counters>,
-    /// Live events at or before this position were in the replay: skipped.
-    pub(crate) skip_through: Option<Position>,
 }
 
 impl fmt::Debug for Subscriber {
@@ -248,37 +379,26 @@ impl Subscriber {
 
     /// `Some(Some(ev))`: an event; `Some(None)`: closed; `None`: wait.
     fn try_next(&mut self) -> Option<Option<Arc<ManagedEvent>>> {
-        loop {
-            let mut q = self.shared.lock();
-            if q.closed.is_some() {
-                return Some(None);
-            }
-            let slot = match q.items.pop_front() {
-                Some(s) => s,
-                None if q.pending_drops > 0 => Slot::Dropped(std::mem::take(&mut q.pending_drops)),
-                None => return None,
-            };
-            match slot {
-                Slot::Dropped(n) => {
-                    drop(q);
-                    return Some(Some(Arc::new(encode::dropped(n))));
-                }
-                Slot::Event(ev) => {
-                    q.events -= 1;
-                    drop(q);
-                    if self.in_replay(&ev) {
-                        continue;
-                    }
-                    return Some(Some(ev));
-                }
-            }
+        let mut q = self.shared.lock();
+        if q.closed.is_some() {
+            return Some(None);
         }
-    }
-
-    fn in_replay(&self, ev: &ManagedEvent) -> bool {
-        match (self.skip_through, ev.position()) {
-            (Some(top), Some(p)) => p.epoch == top.epoch && p.offset <= top.offset,
-            _ => false,
+        let slot = match q.items.pop_front() {
+            Some(s) => s,
+            None if q.pending_drops > 0 => Slot::Dropped(std::mem::take(&mut q.pending_drops)),
+            None => return None,
+        };
+        match slot {
+            Slot::Dropped(n) => {
+                drop(q);
+                Some(Some(Arc::new(encode::dropped(n))))
+            }
+            Slot::Event(ev) => {
+                if ev.publication().is_some() {
+                    q.events -= 1;
+                }
+                Some(Some(ev))
+            }
         }
     }
 }
@@ -288,4 +408,11 @@ impl Drop for Subscriber {
         self.registry.remove(&self.shared, self.key);
         self.counters.connection_closed();
     }
+}
+
+fn count_events(items: &VecDeque<Slot>) -> usize {
+    items
+        .iter()
+        .filter(|s| matches!(s, Slot::Event(e) if e.publication().is_some()))
+        .count()
 }
