@@ -268,20 +268,25 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
         r
     }
 
-    /// The deadline of the write in progress, set by the first attempt.
-    /// (`timeout_at` polls the write first, so a write that can proceed
-    /// does, even past the deadline.)
-    fn stall_deadline(&mut self) -> Instant {
-        let timeout = self.write_timeout;
-        *self
-            .stall_deadline
-            .get_or_insert_with(|| Instant::now() + timeout)
-    }
-
     async fn write_all_timed(&mut self) -> Result<(), Error> {
+        // Each write (and the flush) is tried once before a timer is armed:
+        // a socket with room takes it at once, and no timer is registered
+        // for it (a timer per write was most of the cost of an event).
         while !self.buf.is_empty() {
-            let deadline = self.stall_deadline();
-            let n = match tokio::time::timeout_at(deadline, self.io.write(&self.buf)).await {
+            let timeout = self.write_timeout;
+            let r = {
+                let mut write = std::pin::pin!(self.io.write(&self.buf));
+                match poll_once(write.as_mut()).await {
+                    Some(r) => Ok(r),
+                    None => {
+                        let deadline = *self
+                            .stall_deadline
+                            .get_or_insert_with(|| Instant::now() + timeout);
+                        tokio::time::timeout_at(deadline, write).await
+                    }
+                }
+            };
+            let n = match r {
                 Err(_) => return Err(Error::Timeout(TimeoutKind::Write)),
                 Ok(Ok(0)) => return Err(Error::ConnectionClosed),
                 Ok(Ok(n)) => n,
@@ -291,8 +296,20 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
             bytes::Buf::advance(&mut self.buf, n);
             self.stall_deadline = None;
         }
-        let deadline = self.stall_deadline();
-        match tokio::time::timeout_at(deadline, self.io.flush()).await {
+        let timeout = self.write_timeout;
+        let r = {
+            let mut flush = std::pin::pin!(self.io.flush());
+            match poll_once(flush.as_mut()).await {
+                Some(r) => Ok(r),
+                None => {
+                    let deadline = *self
+                        .stall_deadline
+                        .get_or_insert_with(|| Instant::now() + timeout);
+                    tokio::time::timeout_at(deadline, flush).await
+                }
+            }
+        };
+        match r {
             Err(_) => return Err(Error::Timeout(TimeoutKind::Write)),
             Ok(Err(e)) if is_disconnect(&e) => return Err(Error::ConnectionClosed),
             Ok(Err(e)) => return Err(Error::Io(e)),
@@ -307,6 +324,17 @@ impl<S: AsyncWrite + Unpin> SseStream<S> {
         }
         Ok(())
     }
+}
+
+/// Polls `fut` once: its output if it is ready now, `None` if it is not
+/// (its waker is registered; keep polling the same future).
+async fn poll_once<F: std::future::Future>(fut: Pin<&mut F>) -> Option<F::Output> {
+    let mut fut = fut;
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> SseStream<S> {
