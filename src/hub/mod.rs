@@ -292,6 +292,18 @@ impl Hub {
         self.conns().get(&id).map(|s| s.user.clone())
     }
 
+    /// The connections registered under `user`, oldest first.
+    pub fn connections_of(&self, user: &str) -> Vec<ConnId> {
+        let mut v: Vec<ConnId> = self
+            .conns()
+            .values()
+            .filter(|s| &*s.user == user)
+            .map(|s| s.id)
+            .collect();
+        v.sort();
+        v
+    }
+
     /// The metadata a connection was registered with.
     pub fn meta(&self, id: ConnId) -> Option<Meta> {
         self.conns().get(&id).map(|s| s.meta.clone())
