@@ -36,8 +36,8 @@ trait Backend: Send + Sync {
 }
 
 struct Pair<S, B> {
-    store: S,
-    bus: B,
+    store: Arc<S>,
+    bus: Arc<B>,
 }
 
 impl<S: Store, B: Bus> Backend for Pair<S, B> {
@@ -67,8 +67,8 @@ pub(crate) fn all_channel() -> ChannelName {
 impl Cluster {
     pub(crate) async fn start<S: Store, B: Bus>(
         hub: &Hub,
-        store: S,
-        bus: B,
+        store: Arc<S>,
+        bus: Arc<B>,
     ) -> Result<Cluster, PubSubError> {
         let backend: Arc<dyn Backend> = Arc::new(Pair { store, bus });
         let (tx, mut rx) = mpsc::channel::<(ChannelName, Bytes)>(PUBLISH_QUEUE);

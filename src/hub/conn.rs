@@ -174,20 +174,16 @@ impl Slot {
         }
     }
 
-    /// Asks the writer to close the connection with `code`.
-    pub(crate) fn request_close(&self, code: CloseCode, reason: &'static str, c: &Counters) {
+    /// Asks the writer to close the connection with `code` once what is
+    /// queued has been written (nothing more is accepted).
+    pub(crate) fn request_close(&self, code: CloseCode, reason: &'static str) {
         let mut o = lock(&self.out);
         if o.done || o.close.is_some() {
             return;
         }
-        let freed = o.bytes;
-        o.items = VecDeque::new();
-        o.bytes = 0;
         o.close = Some((code, reason));
         drop(o);
-        c.queued_bytes.fetch_sub(freed as i64, Ordering::Relaxed);
         self.wake.notify_one();
-        self.stop.notify_one();
     }
 
     /// Stops the writer (unregistered); returns the bytes it freed.
@@ -226,10 +222,10 @@ impl Slot {
         if o.done {
             return Step::Done;
         }
-        if let Some((code, reason)) = o.close {
-            return Step::Close(code, reason);
-        }
         if o.items.is_empty() {
+            if let Some((code, reason)) = o.close {
+                return Step::Close(code, reason);
+            }
             if o.missed > 0 {
                 return Step::Notice(std::mem::take(&mut o.missed));
             }

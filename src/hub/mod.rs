@@ -200,7 +200,8 @@ impl Hub {
     }
 
     /// A hub that is one instance of many: broadcasts also go to the other
-    /// instances through `store` + `bus` (a channel per room,
+    /// instances through `store` + `bus` (shared, so several hubs of one
+    /// process may use one in-memory pair) (a channel per room,
     /// `hub.room.<room>`, and `hub.all`), and theirs come in. `instance`
     /// names this instance (a random suffix is added, so a restarted
     /// instance is never mistaken for its previous life). Presence stays
@@ -209,8 +210,8 @@ impl Hub {
     pub async fn with_bus<S: Store, B: Bus>(
         config: HubConfig,
         instance: &str,
-        store: S,
-        bus: B,
+        store: Arc<S>,
+        bus: Arc<B>,
     ) -> Result<Hub, PubSubError> {
         let id = format!("{instance}-{:016x}", rand::random::<u64>());
         let hub = Hub::with_instance(config, &id);
@@ -230,7 +231,7 @@ impl Hub {
         lease: PresenceLease,
     ) -> Result<Hub, PubSubError> {
         let (store, bus) = crate::pubsub::redis::connect(redis.clone()).await?;
-        let hub = Hub::with_bus(config, instance, store, bus).await?;
+        let hub = Hub::with_bus(config, instance, Arc::new(store), Arc::new(bus)).await?;
         let p = RedisPresence::start(&hub, &redis, lease).await?;
         let _ = hub.inner.backend.set(Backend::Redis(p));
         Ok(hub)
@@ -339,17 +340,18 @@ impl Hub {
             Inbound::Close => {
                 bump(&c.rate_limited, 1);
                 bump(&c.rate_limit_closes, 1);
-                slot.request_close(RATE_LIMIT_CLOSE, "rate limit exceeded", c);
+                slot.request_close(RATE_LIMIT_CLOSE, "rate limit exceeded");
             }
         }
         verdict
     }
 
-    /// Closes a connection with `code` (sent when its queue is free;
-    /// what was queued is dropped).
+    /// Closes a connection with `code` after what is already queued for it
+    /// (bounded by the connection's write timeout); nothing more is
+    /// queued for it meanwhile.
     pub fn close(&self, id: ConnId, code: CloseCode, reason: &'static str) -> Result<(), HubError> {
         let slot = self.slot(id)?;
-        slot.request_close(code, reason, &self.inner.counters);
+        slot.request_close(code, reason);
         Ok(())
     }
 
