@@ -109,7 +109,10 @@ async fn presence_two_tabs_are_one_user_and_leave_fires_with_the_last() {
     let p = recv_kind(&mut alice1, "presence").await;
     assert_eq!(users(&p), vec![("alice".into(), 1), ("bob".into(), 1)]);
     let j = recv(&mut bob).await;
-    assert_eq!((j["type"].as_str(), j["from"].as_str()), (Some("join"), Some("alice")));
+    assert_eq!(
+        (j["type"].as_str(), j["from"].as_str()),
+        (Some("join"), Some("alice"))
+    );
     assert!(j["timestamp"].as_str().unwrap().ends_with('Z'));
 
     // A second tab: no join event; the list counts two connections.
@@ -120,7 +123,11 @@ async fn presence_two_tabs_are_one_user_and_leave_fires_with_the_last() {
 
     // The first tab goes: still no leave. bob's next event is the message.
     alice1.close(None).await.unwrap();
-    send(&mut alice2, json!({"type":"message","room":"general","content":"still here"})).await;
+    send(
+        &mut alice2,
+        json!({"type":"message","room":"general","content":"still here"}),
+    )
+    .await;
     let m = recv(&mut bob).await;
     assert_eq!(m["type"], "message");
     assert_eq!(m["from"], "alice");
@@ -128,7 +135,10 @@ async fn presence_two_tabs_are_one_user_and_leave_fires_with_the_last() {
     // The last tab leaves: bob gets the leave.
     send(&mut alice2, json!({"type":"leave","room":"general"})).await;
     let l = recv(&mut bob).await;
-    assert_eq!((l["type"].as_str(), l["from"].as_str()), (Some("leave"), Some("alice")));
+    assert_eq!(
+        (l["type"].as_str(), l["from"].as_str()),
+        (Some("leave"), Some("alice"))
+    );
     let online = hub.online("general").await;
     assert_eq!(online.len(), 1);
     assert_eq!(online[0].user, "bob");
@@ -146,14 +156,25 @@ async fn bad_json_and_unknown_types_get_an_error_and_keep_the_connection() {
     send(&mut c, json!({"type":"dance"})).await;
     let e = recv(&mut c).await;
     assert_eq!(e["content"], "unknown type: dance");
-    send(&mut c, json!({"type":"message","room":"nope","content":"x"})).await;
+    send(
+        &mut c,
+        json!({"type":"message","room":"nope","content":"x"}),
+    )
+    .await;
     assert_eq!(recv(&mut c).await["type"], "error");
     // Still open: ping answers pong; broadcast reaches everyone.
     send(&mut c, json!({"type":"ping"})).await;
     assert_eq!(recv(&mut c).await["type"], "pong");
-    send(&mut c, json!({"type":"broadcast","content":"hello all","from":"mallory"})).await;
+    send(
+        &mut c,
+        json!({"type":"broadcast","content":"hello all","from":"mallory"}),
+    )
+    .await;
     let b = recv(&mut c).await;
-    assert_eq!((b["type"].as_str(), b["from"].as_str()), (Some("broadcast"), Some("carol")));
+    assert_eq!(
+        (b["type"].as_str(), b["from"].as_str()),
+        (Some("broadcast"), Some("carol"))
+    );
 
     // Over the size limit: closed with 1009.
     c.send(TMsg::text("x".repeat(2000))).await.unwrap();
@@ -218,7 +239,10 @@ async fn two_hubs_on_one_bus_share_rooms_without_double_delivery() {
     recv_kind(&mut on_b, "presence").await;
     // ann learns of ben across instances.
     let j = recv(&mut on_a).await;
-    assert_eq!((j["type"].as_str(), j["from"].as_str()), (Some("join"), Some("ben")));
+    assert_eq!(
+        (j["type"].as_str(), j["from"].as_str()),
+        (Some("join"), Some("ben"))
+    );
     for i in 0..50 {
         send(&mut on_a, json!({"type":"message","room":"r","content":i})).await;
     }
@@ -227,7 +251,11 @@ async fn two_hubs_on_one_bus_share_rooms_without_double_delivery() {
         // The sender's own instance delivers it once, not again from the bus.
         assert_eq!(recv(&mut on_a).await["content"], i);
     }
-    send(&mut on_b, json!({"type":"message","room":"r","content":"end"})).await;
+    send(
+        &mut on_b,
+        json!({"type":"message","room":"r","content":"end"}),
+    )
+    .await;
     assert_eq!(recv(&mut on_a).await["content"], "end");
     // b got a's 50 messages; a got ben's join and "end".
     assert_eq!(b.stats().bus_received, 50);

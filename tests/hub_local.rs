@@ -92,10 +92,17 @@ async fn broadcast_reaches_exactly_the_room_in_order_per_sender_and_except_works
     let mut b = tung(&addr, "user=b&room=r1").await;
     // An rtwire client in the room too.
     let tcp = TcpStream::connect(&addr).await.unwrap();
-    let (mut c, _) = Conn::connect(tcp, &format!("ws://{addr}/?user=c&room=r1"), &Config::default())
-        .await
-        .unwrap();
-    assert_eq!(c.read_message().await.unwrap().unwrap(), Message::text("joined"));
+    let (mut c, _) = Conn::connect(
+        tcp,
+        &format!("ws://{addr}/?user=c&room=r1"),
+        &Config::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.read_message().await.unwrap().unwrap(),
+        Message::text("joined")
+    );
     let mut other = tung(&addr, "user=d&room=r2").await;
 
     for i in 0..200 {

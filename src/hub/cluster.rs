@@ -43,7 +43,10 @@ struct Pair<S, B> {
 impl<S: Store, B: Bus> Backend for Pair<S, B> {
     fn publish(&self, channel: ChannelName, data: Bytes) -> BoxFut<'_, Result<(), PubSubError>> {
         Box::pin(async move {
-            let p = self.store.append(PublishRequest::new(channel, data)).await?;
+            let p = self
+                .store
+                .append(PublishRequest::new(channel, data))
+                .await?;
             self.bus.publish(&p).await
         })
     }

@@ -95,7 +95,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Slot {
-    pub(crate) fn new(id: ConnId, user: Arc<str>, meta: Meta, limiter: Option<RateLimiter>) -> Self {
+    pub(crate) fn new(
+        id: ConnId,
+        user: Arc<str>,
+        meta: Meta,
+        limiter: Option<RateLimiter>,
+    ) -> Self {
         Slot {
             id,
             user,

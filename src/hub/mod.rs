@@ -388,7 +388,8 @@ impl Hub {
         bump(&self.inner.counters.messages_out, 1);
         let n = self.deliver_room(room, &frame, except);
         if let Some(c) = self.inner.cluster.get() {
-            c.publish(channel, &self.inner.instance, except, frame).await;
+            c.publish(channel, &self.inner.instance, except, frame)
+                .await;
         }
         Ok(n)
     }

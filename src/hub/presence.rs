@@ -71,7 +71,11 @@ pub(crate) fn merge(entries: impl IntoIterator<Item = PresenceInfo>) -> Vec<Pres
         }
     }
     let mut v: Vec<PresenceInfo> = by_user.into_values().collect();
-    v.sort_by(|a, b| a.joined_at_ms.cmp(&b.joined_at_ms).then(a.user.cmp(&b.user)));
+    v.sort_by(|a, b| {
+        a.joined_at_ms
+            .cmp(&b.joined_at_ms)
+            .then(a.user.cmp(&b.user))
+    });
     v
 }
 

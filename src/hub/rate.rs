@@ -127,7 +127,8 @@ impl RateLimiter {
             let secs = now.saturating_duration_since(last).as_secs_f64();
             self.msgs.refill(secs);
             self.bytes.refill(secs);
-            self.strikes.level = (self.strikes.level + self.strikes.rate * secs).min(self.strikes_cap);
+            self.strikes.level =
+                (self.strikes.level + self.strikes.rate * secs).min(self.strikes_cap);
         }
         self.last = Some(now);
         let len = len as f64;

@@ -163,7 +163,12 @@ impl Hub {
                 joined_at_ms: 0,
             }
         };
-        if change.user_edge && self.backend().leave(room, &slot.user, change.room_edge).await {
+        if change.user_edge
+            && self
+                .backend()
+                .leave(room, &slot.user, change.room_edge)
+                .await
+        {
             self.announce(PresenceKind::Leave, room, &slot.user, None)
                 .await;
         }

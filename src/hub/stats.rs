@@ -58,7 +58,11 @@ impl HubStats {
         let gauges = [
             ("connections", self.connections, "Registered connections."),
             ("rooms", self.rooms, "Rooms with local members."),
-            ("queued_bytes", self.queued_bytes, "Bytes waiting in hub queues."),
+            (
+                "queued_bytes",
+                self.queued_bytes,
+                "Bytes waiting in hub queues.",
+            ),
         ];
         for (name, v, help) in gauges {
             let _ = write!(
@@ -68,17 +72,45 @@ impl HubStats {
         }
         let counters = [
             ("messages_in", self.messages_in, "Inbound messages."),
-            ("messages_out", self.messages_out, "Messages sent or broadcast."),
-            ("deliveries", self.deliveries, "Frames queued for connections."),
+            (
+                "messages_out",
+                self.messages_out,
+                "Messages sent or broadcast.",
+            ),
+            (
+                "deliveries",
+                self.deliveries,
+                "Frames queued for connections.",
+            ),
             ("drops", self.drops, "Frames dropped for slow consumers."),
             ("slow_closes", self.slow_closes, "Slow consumers closed."),
-            ("rate_limited", self.rate_limited, "Inbound messages rejected by the rate limit."),
-            ("rate_limit_closes", self.rate_limit_closes, "Connections closed by the rate limit."),
+            (
+                "rate_limited",
+                self.rate_limited,
+                "Inbound messages rejected by the rate limit.",
+            ),
+            (
+                "rate_limit_closes",
+                self.rate_limit_closes,
+                "Connections closed by the rate limit.",
+            ),
             ("presence_joins", self.presence_joins, "Presence joins."),
             ("presence_leaves", self.presence_leaves, "Presence leaves."),
-            ("bus_published", self.bus_published, "Messages published to other instances."),
-            ("bus_received", self.bus_received, "Messages received from other instances."),
-            ("bus_errors", self.bus_errors, "Failed bus or presence operations."),
+            (
+                "bus_published",
+                self.bus_published,
+                "Messages published to other instances.",
+            ),
+            (
+                "bus_received",
+                self.bus_received,
+                "Messages received from other instances.",
+            ),
+            (
+                "bus_errors",
+                self.bus_errors,
+                "Failed bus or presence operations.",
+            ),
         ];
         for (name, v, help) in counters {
             let _ = write!(
