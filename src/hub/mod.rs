@@ -1,6 +1,6 @@
 //! The WebSocket hub: connections by id, rooms, broadcast encoded once,
 //! per-connection bounded queues with a slow-consumer policy, presence,
-//! and many instances through the pub/sub [`Bus`](crate::pubsub::Bus).
+//! and many instances through the pub/sub [`Bus`].
 //!
 //! ```text
 //! app read loop ──► Hub::inbound (rate limit) ──► Hub::broadcast(room, msg, except)
