@@ -9,9 +9,15 @@
 //! Prints `listening ADDR` once it accepts connections; serves
 //! `/chat?user=NAME` (the envelope protocol), `/` (the page) and
 //! `/metrics`.
+//!
+//! `chat_node fanout N M` runs the fan-out benchmark instead
+//! (`benches/hub/fanout.rs`): M messages of 64 bytes to N subscribers.
 
 #[path = "server/chat_routes.rs"]
 mod chat_routes;
+
+#[path = "../benches/hub/fanout.rs"]
+mod fanout;
 
 use std::io::Write;
 use std::time::Duration;
@@ -34,6 +40,13 @@ fn ms(name: &str) -> Option<Duration> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("fanout") {
+        let n = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1000);
+        let m = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(200);
+        fanout::main(n, m).await;
+        return Ok(());
+    }
     let addr = arg("--addr").unwrap_or_else(|| "127.0.0.1:8090".into());
     let redis = arg("--redis");
     let id = arg("--id").unwrap_or_else(|| "node".into());
