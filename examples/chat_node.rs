@@ -10,7 +10,7 @@
 //! `/chat?user=NAME` (the envelope protocol), `/` (the page) and
 //! `/metrics`.
 //!
-//! `chat_node fanout N M` runs the fan-out benchmark instead
+//! `chat_node fanout N M [hub|tungstenite]` runs the fan-out benchmark instead
 //! (`benches/hub/fanout.rs`): M messages of 64 bytes to N subscribers.
 
 #[path = "server/chat_routes.rs"]
@@ -44,7 +44,8 @@ async fn main() -> std::io::Result<()> {
     if args.get(1).map(String::as_str) == Some("fanout") {
         let n = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1000);
         let m = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(200);
-        fanout::main(n, m).await;
+        let which = args.get(4).map_or("both", String::as_str);
+        fanout::main(n, m, which).await;
         return Ok(());
     }
     let addr = arg("--addr").unwrap_or_else(|| "127.0.0.1:8090".into());

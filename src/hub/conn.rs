@@ -158,8 +158,8 @@ impl Slot {
         o.items.push_back(frame.clone());
         o.bytes += len;
         drop(o);
-        c.queued_bytes.fetch_add(len as i64, Ordering::Relaxed);
-        bump(&c.deliveries, 1);
+        // The caller counts the delivery and its bytes (once per
+        // broadcast, not once per member: shared counters are contended).
         if was_empty {
             self.wake.notify_one();
         }
@@ -215,14 +215,15 @@ impl Slot {
 
 enum Step {
     Wait,
-    Batch(Vec<Bytes>, usize),
+    /// This many bytes were moved into the writer's batch.
+    Batch(usize),
     Notice(u64),
     Close(CloseCode, &'static str),
     Done,
 }
 
 impl Slot {
-    fn next_step(&self) -> Step {
+    fn next_step(&self, batch: &mut Vec<Bytes>) -> Step {
         let mut o = lock(&self.out);
         if o.done {
             return Step::Done;
@@ -239,8 +240,8 @@ impl Slot {
         let n = o.bytes;
         o.bytes = 0;
         o.in_flight += n;
-        let batch: Vec<Bytes> = o.items.drain(..).collect();
-        Step::Batch(batch, n)
+        batch.extend(o.items.drain(..));
+        Step::Batch(n)
     }
 
     fn fed(&self, n: usize, c: &Counters) {
@@ -258,8 +259,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let cfg = hub.config();
+    // Reused between bursts: no allocation per burst.
+    let mut batch: Vec<Bytes> = Vec::new();
     loop {
-        match slot.next_step() {
+        match slot.next_step(&mut batch) {
             Step::Done => break,
             Step::Wait => slot.wake.notified().await,
             Step::Notice(n) => {
@@ -279,9 +282,9 @@ where
                     break;
                 }
             }
-            Step::Batch(batch, n) => {
+            Step::Batch(n) => {
                 let feed = async {
-                    for b in batch {
+                    for b in batch.drain(..) {
                         w.feed_encoded(b).await?;
                     }
                     w.flush().await
@@ -290,6 +293,7 @@ where
                     r = feed => r.is_ok(),
                     _ = slot.stop.notified() => true,
                 };
+                batch.clear();
                 slot.fed(n, &hub.inner.counters);
                 if !r {
                     break;

@@ -365,7 +365,19 @@ impl Hub {
     pub fn send_encoded(&self, id: ConnId, frame: &Bytes) -> Result<SendOutcome, HubError> {
         let slot = self.slot(id)?;
         bump(&self.inner.counters.messages_out, 1);
-        Ok(self.push(&slot, frame))
+        let r = self.push(&slot, frame);
+        if r == SendOutcome::Queued {
+            self.count_queued(1, frame.len());
+        }
+        Ok(r)
+    }
+
+    /// Counts `n` deliveries of a `len`-byte frame.
+    fn count_queued(&self, n: usize, len: usize) {
+        let c = &self.inner.counters;
+        bump(&c.deliveries, n as u64);
+        c.queued_bytes
+            .fetch_add((n * len) as i64, Ordering::Relaxed);
     }
 
     fn push(&self, slot: &Slot, frame: &Bytes) -> SendOutcome {
@@ -418,6 +430,8 @@ impl Hub {
                 n += 1;
             }
         }
+        drop(rooms);
+        self.count_queued(n, frame.len());
         n
     }
 
@@ -430,6 +444,8 @@ impl Hub {
                 n += 1;
             }
         }
+        drop(conns);
+        self.count_queued(n, frame.len());
         n
     }
 
