@@ -261,3 +261,27 @@ async fn two_hubs_on_one_bus_share_rooms_without_double_delivery() {
     assert_eq!(b.stats().bus_received, 50);
     assert_eq!(a.stats().bus_received, 2);
 }
+
+#[tokio::test]
+async fn rooms_per_connection_are_capped_and_bad_room_names_refused() {
+    let hub = Hub::new(hub_config().max_rooms_per_conn(2));
+    let addr = server(hub.clone(), 4096).await;
+    let mut c = client(&addr, "eve").await;
+    for r in ["a", "b"] {
+        send(&mut c, json!({"type":"join","room":r})).await;
+        assert_eq!(recv(&mut c).await["type"], "presence");
+    }
+    send(&mut c, json!({"type":"join","room":"c"})).await;
+    let e = recv(&mut c).await;
+    assert_eq!(e["content"], "already in 2 rooms");
+    send(&mut c, json!({"type":"leave","room":"a"})).await;
+    send(&mut c, json!({"type":"join","room":"bad room"})).await;
+    let e = recv(&mut c).await;
+    assert!(
+        e["content"].as_str().unwrap().starts_with("invalid room"),
+        "{e}"
+    );
+    send(&mut c, json!({"type":"join","room":"c"})).await;
+    assert_eq!(recv(&mut c).await["type"], "presence");
+    assert_eq!(hub.rooms_of(hub.connections_of("eve")[0]), ["b", "c"]);
+}

@@ -208,6 +208,12 @@ impl Slot {
         self.closed.send_replace(true);
     }
 
+    /// Unregistered (checked by a join under the rooms lock, so a join
+    /// racing an unregister cannot leave a member behind).
+    pub(crate) fn is_done(&self) -> bool {
+        lock(&self.out).done
+    }
+
     pub(crate) fn subscribe_closed(&self) -> watch::Receiver<bool> {
         self.closed.subscribe()
     }

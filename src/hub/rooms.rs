@@ -70,6 +70,10 @@ impl Hub {
             .ok_or(HubError::UnknownConnection(id))?;
         let change = {
             let mut rooms_of = slot.rooms();
+            // unregister marks the slot done before it takes its rooms.
+            if slot.is_done() {
+                return Err(HubError::UnknownConnection(id));
+            }
             if rooms_of.iter().any(|r| &**r == room) {
                 return Ok(false);
             }
