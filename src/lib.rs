@@ -25,6 +25,7 @@
 
 pub mod error;
 pub mod http;
+pub mod hub;
 pub mod pubsub;
 pub mod sse;
 pub mod upgrade;

@@ -1,0 +1,88 @@
+//! One chat server process on a shared Redis: the node the multi-process
+//! hub test (`tests/hub_multiprocess.rs`) starts and kills.
+//!
+//! ```text
+//! cargo run --example chat_node --features serde,redis -- \
+//!     --addr 127.0.0.1:0 --redis redis://127.0.0.1:6379/ --id a [--lease-ms 1000 --heartbeat-ms 200]
+//! ```
+//!
+//! Prints `listening ADDR` once it accepts connections; serves
+//! `/chat?user=NAME` (the envelope protocol), `/` (the page) and
+//! `/metrics`.
+//!
+//! `chat_node fanout N M [hub|tungstenite]` runs the fan-out benchmark instead
+//! (`benches/hub/fanout.rs`): M messages of 64 bytes to N subscribers.
+
+#[path = "server/chat_routes.rs"]
+mod chat_routes;
+
+#[path = "../benches/hub/fanout.rs"]
+mod fanout;
+
+use std::io::Write;
+use std::time::Duration;
+
+use rtwire::ws::{read_request_head, Config, HeadAndRest};
+use tokio::io::AsyncWriteExt;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn ms(name: &str) -> Option<Duration> {
+    arg(name)
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("fanout") {
+        let n = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1000);
+        let m = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(200);
+        let which = args.get(4).map_or("both", String::as_str);
+        fanout::main(n, m, which).await;
+        return Ok(());
+    }
+    let addr = arg("--addr").unwrap_or_else(|| "127.0.0.1:8090".into());
+    let redis = arg("--redis");
+    let id = arg("--id").unwrap_or_else(|| "node".into());
+    let lease = ms("--lease-ms").zip(ms("--heartbeat-ms"));
+    let chat = std::sync::Arc::new(
+        chat_routes::Chat::with_lease(redis.as_deref(), &id, arg("--token"), lease).await,
+    );
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("listening {}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    loop {
+        let (mut tcp, _) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        let chat = chat.clone();
+        tokio::spawn(async move {
+            let Ok(HeadAndRest { head, rest }) =
+                read_request_head(&mut tcp, &Config::default()).await
+            else {
+                return;
+            };
+            match head.path() {
+                "/chat" => chat.serve(tcp, head, rest).await,
+                "/metrics" => {
+                    let mut body = String::new();
+                    chat.write_metrics(&mut body);
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tcp.write_all(resp.as_bytes()).await;
+                }
+                _ => {
+                    let _ = chat.serve_page(tcp).await;
+                }
+            }
+        });
+    }
+}

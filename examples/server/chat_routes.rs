@@ -1,0 +1,155 @@
+//! The demo server's chat: `GET /chat?user=NAME[&token=T]` upgrades to the
+//! hub's JSON envelope protocol (`rtwire::hub::envelope`), with NAME as the
+//! `from` of that connection's messages; `chat.html` is its page. With a
+//! Redis URL, every server process on that Redis is one chat (messages and
+//! presence). Needs the `serde` feature (and `redis` for `--redis`).
+//!
+//! Also used by `examples/chat_node.rs` (the multi-process test's node).
+#![allow(dead_code)] // each binary that includes this uses a part
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rtwire::http::RequestHead;
+use rtwire::hub::{Hub, HubConfig, SlowPolicy};
+use rtwire::upgrade::Rejection;
+use rtwire::ws::Config;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// The chat page.
+pub const CHAT_PAGE: &str = include_str!("chat.html");
+
+/// Longest user name accepted.
+const MAX_USER: usize = 64;
+
+/// The chat: one hub (one node, or one instance of many on Redis).
+pub struct Chat {
+    hub: Hub,
+    token: Option<String>,
+    config: Config,
+}
+
+fn hub_config() -> HubConfig {
+    let c = HubConfig::default()
+        .max_queue_bytes(256 * 1024)
+        .policy(SlowPolicy::DropNewest)
+        .max_rooms_per_conn(16)
+        .rate_limit(rtwire::hub::RateLimit::new(20.0, 64.0 * 1024.0))
+        .keepalive(Duration::from_secs(20), Duration::from_secs(60));
+    #[cfg(feature = "serde")]
+    let c = rtwire::hub::envelope::configure(c);
+    c
+}
+
+impl Chat {
+    /// A chat on this process only, or, with `redis_url`, shared by every
+    /// instance on that Redis (`instance_id` names this one). `token`:
+    /// require `token=T` on `/chat` (401 otherwise).
+    pub async fn new(redis_url: Option<&str>, instance_id: &str, token: Option<String>) -> Chat {
+        Chat::with_lease(redis_url, instance_id, token, None).await
+    }
+
+    /// [`new`](Self::new) with a presence lease of `lease` (ttl, heartbeat)
+    /// instead of the default.
+    pub async fn with_lease(
+        redis_url: Option<&str>,
+        instance_id: &str,
+        token: Option<String>,
+        lease: Option<(Duration, Duration)>,
+    ) -> Chat {
+        let hub = match redis_url {
+            None => Hub::new(hub_config()),
+            #[cfg(feature = "redis")]
+            Some(url) => {
+                use rtwire::hub::PresenceLease;
+                use rtwire::pubsub::redis::RedisConfig;
+                let lease =
+                    lease.map_or_else(PresenceLease::default, |(t, h)| PresenceLease::new(t, h));
+                let rc = RedisConfig::default().url(url);
+                match Hub::with_redis(hub_config(), instance_id, rc, lease).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        eprintln!("chat: Redis at {url}: {e}; running on this node only");
+                        Hub::new(hub_config())
+                    }
+                }
+            }
+            #[cfg(not(feature = "redis"))]
+            Some(url) => {
+                let _ = (instance_id, lease);
+                eprintln!("chat: built without the redis feature; ignoring {url}");
+                Hub::new(hub_config())
+            }
+        };
+        let config = hub
+            .config()
+            .conn_config(&Config::builder().max_message_size(64 * 1024).build());
+        Chat { hub, token, config }
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Serves `GET /chat?user=NAME[&token=T]` on a connection whose head
+    /// was read (`rest`: the bytes after it).
+    pub async fn serve(&self, mut tcp: TcpStream, head: RequestHead, rest: BytesMut) {
+        if let Some(t) = &self.token {
+            if head.query_param("token").as_deref() != Some(t.as_str()) {
+                let _ = Rejection::unauthorized("bad or missing token")
+                    .send(&mut tcp)
+                    .await;
+                return;
+            }
+        }
+        let user = head
+            .query_param("user")
+            .map(|u| u.trim().to_string())
+            .unwrap_or_default();
+        if user.is_empty() || user.len() > MAX_USER || user.chars().any(char::is_control) {
+            let _ = Rejection::bad_request("user must be 1-64 printable characters")
+                .send(&mut tcp)
+                .await;
+            return;
+        }
+        #[cfg(feature = "serde")]
+        {
+            let Ok((conn, _)) = rtwire::ws::Conn::accept_head(tcp, head, rest, &self.config).await
+            else {
+                return;
+            };
+            let _ = rtwire::hub::envelope::serve(&self.hub, conn, &user, Default::default()).await;
+        }
+        #[cfg(not(feature = "serde"))]
+        {
+            let _ = (head, rest);
+            let _ = Rejection::with_status(501, "built without the serde feature")
+                .send(&mut tcp)
+                .await;
+        }
+    }
+
+    /// Serves the page.
+    pub async fn serve_page(&self, mut tcp: TcpStream) -> std::io::Result<()> {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+            CHAT_PAGE.len()
+        );
+        tcp.write_all(head.as_bytes()).await?;
+        tcp.write_all(CHAT_PAGE.as_bytes()).await?;
+        tcp.shutdown().await
+    }
+
+    /// Appends the hub's counters in the Prometheus text format
+    /// (`rtwire_hub_*`).
+    pub fn write_metrics(&self, out: &mut String) {
+        self.hub.stats().write_prometheus("rtwire_hub", out);
+    }
+
+    /// Closes every connection and gives up this instance's presence.
+    pub async fn shutdown(&self) {
+        self.hub.shutdown().await;
+    }
+}

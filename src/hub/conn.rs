@@ -1,0 +1,395 @@
+//! One registered connection: its bounded outgoing queue, the writer task
+//! that drains it into the connection's [`WriteHalf`], and the
+//! application's [`Registration`] handle.
+//!
+//! The queue holds encoded frames (`Bytes` shared with every other
+//! recipient of a broadcast). Pushing never waits: a frame either fits
+//! under [`HubConfig::max_queue_bytes`](super::HubConfig::max_queue_bytes)
+//! or the policy applies at once, so one stalled client cannot slow a
+//! broadcast to the others. The writer takes everything queued in one
+//! step, feeds it to the connection's write queue (which coalesces small
+//! frames) and flushes once: one write per burst.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Notify};
+
+use super::config::{SlowPolicy, SLOW_CONSUMER_CLOSE};
+use super::rate::RateLimiter;
+use super::stats::{bump, Counters};
+use super::Hub;
+use crate::ws::{CloseCode, WriteHalf};
+
+/// A connection's id within its hub (unique per hub, never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub(crate) u64);
+
+impl ConnId {
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Application metadata kept with a connection (e.g. a session id, a
+/// client version), returned by [`Hub::meta`].
+pub type Meta = BTreeMap<String, String>;
+
+/// What became of a frame offered to one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Queued; the writer sends it.
+    Queued,
+    /// The queue was full: dropped and counted ([`SlowPolicy::DropNewest`]).
+    Dropped,
+    /// The connection is closing (now, by the policy, or already).
+    Closing,
+}
+
+#[derive(Default)]
+struct Out {
+    items: VecDeque<Bytes>,
+    /// Bytes in `items`.
+    bytes: usize,
+    /// Bytes the writer took and has not yet handed to the socket's queue.
+    in_flight: usize,
+    /// Frames dropped since the connection last caught up.
+    missed: u64,
+    close: Option<(CloseCode, &'static str)>,
+    /// Unregistered: the writer stops.
+    done: bool,
+}
+
+/// The hub's side of one connection.
+pub(crate) struct Slot {
+    pub(crate) id: ConnId,
+    pub(crate) user: Arc<str>,
+    pub(crate) meta: Meta,
+    /// Rooms joined, in join order.
+    pub(crate) rooms: Mutex<Vec<Arc<str>>>,
+    pub(crate) limiter: Mutex<Option<RateLimiter>>,
+    /// Milliseconds since the Unix epoch of the last inbound message.
+    pub(crate) last_seen_ms: AtomicU64,
+    out: Mutex<Out>,
+    /// A frame, a notice or a stop is waiting.
+    wake: Notify,
+    /// A close or the end was requested: interrupts a stalled write.
+    stop: Notify,
+    closed: watch::Sender<bool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks is complete before it can panic.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Slot {
+    pub(crate) fn new(
+        id: ConnId,
+        user: Arc<str>,
+        meta: Meta,
+        limiter: Option<RateLimiter>,
+    ) -> Self {
+        Slot {
+            id,
+            user,
+            meta,
+            rooms: Mutex::new(Vec::new()),
+            limiter: Mutex::new(limiter),
+            last_seen_ms: AtomicU64::new(super::time::now_ms()),
+            out: Mutex::new(Out::default()),
+            wake: Notify::new(),
+            stop: Notify::new(),
+            closed: watch::channel(false).0,
+        }
+    }
+
+    pub(crate) fn rooms(&self) -> MutexGuard<'_, Vec<Arc<str>>> {
+        lock(&self.rooms)
+    }
+
+    /// Offers one encoded frame; never waits.
+    pub(crate) fn push(
+        &self,
+        frame: &Bytes,
+        max: usize,
+        policy: SlowPolicy,
+        c: &Counters,
+    ) -> SendOutcome {
+        let len = frame.len();
+        let mut o = lock(&self.out);
+        if o.done || o.close.is_some() {
+            return SendOutcome::Closing;
+        }
+        if o.bytes + o.in_flight + len > max {
+            match policy {
+                SlowPolicy::DropNewest => {
+                    o.missed += 1;
+                    bump(&c.drops, 1);
+                    return SendOutcome::Dropped;
+                }
+                SlowPolicy::Close => {
+                    // Free the backlog now: the connection is going.
+                    let freed = o.bytes;
+                    o.items = VecDeque::new();
+                    o.bytes = 0;
+                    o.close = Some((SLOW_CONSUMER_CLOSE, "slow consumer"));
+                    drop(o);
+                    c.queued_bytes.fetch_sub(freed as i64, Ordering::Relaxed);
+                    bump(&c.slow_closes, 1);
+                    self.wake.notify_one();
+                    self.stop.notify_one();
+                    return SendOutcome::Closing;
+                }
+            }
+        }
+        let was_empty = o.items.is_empty();
+        o.items.push_back(frame.clone());
+        o.bytes += len;
+        drop(o);
+        // The caller counts the delivery and its bytes (once per
+        // broadcast, not once per member: shared counters are contended).
+        if was_empty {
+            self.wake.notify_one();
+        }
+        SendOutcome::Queued
+    }
+
+    /// Counts `n` frames this connection missed (e.g. the bus lagged).
+    pub(crate) fn add_missed(&self, n: u64) {
+        let mut o = lock(&self.out);
+        if !o.done {
+            o.missed += n;
+            let idle = o.items.is_empty();
+            drop(o);
+            if idle {
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Asks the writer to close the connection with `code` once what is
+    /// queued has been written (nothing more is accepted).
+    pub(crate) fn request_close(&self, code: CloseCode, reason: &'static str) {
+        let mut o = lock(&self.out);
+        if o.done || o.close.is_some() {
+            return;
+        }
+        o.close = Some((code, reason));
+        drop(o);
+        self.wake.notify_one();
+    }
+
+    /// Stops the writer (unregistered); returns the bytes it freed.
+    pub(crate) fn finish(&self, c: &Counters) {
+        let mut o = lock(&self.out);
+        if o.done {
+            return;
+        }
+        o.done = true;
+        let freed = o.bytes;
+        o.items = VecDeque::new();
+        o.bytes = 0;
+        drop(o);
+        c.queued_bytes.fetch_sub(freed as i64, Ordering::Relaxed);
+        self.wake.notify_one();
+        self.stop.notify_one();
+        self.closed.send_replace(true);
+    }
+
+    /// Unregistered (checked by a join under the rooms lock, so a join
+    /// racing an unregister cannot leave a member behind).
+    pub(crate) fn is_done(&self) -> bool {
+        lock(&self.out).done
+    }
+
+    pub(crate) fn subscribe_closed(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+}
+
+enum Step {
+    Wait,
+    /// This many bytes were moved into the writer's batch.
+    Batch(usize),
+    Notice(u64),
+    Close(CloseCode, &'static str),
+    Done,
+}
+
+impl Slot {
+    fn next_step(&self, batch: &mut Vec<Bytes>) -> Step {
+        let mut o = lock(&self.out);
+        if o.done {
+            return Step::Done;
+        }
+        if o.items.is_empty() {
+            if let Some((code, reason)) = o.close {
+                return Step::Close(code, reason);
+            }
+            if o.missed > 0 {
+                return Step::Notice(std::mem::take(&mut o.missed));
+            }
+            return Step::Wait;
+        }
+        let n = o.bytes;
+        o.bytes = 0;
+        o.in_flight += n;
+        batch.extend(o.items.drain(..));
+        Step::Batch(n)
+    }
+
+    fn fed(&self, n: usize, c: &Counters) {
+        let mut o = lock(&self.out);
+        o.in_flight = o.in_flight.saturating_sub(n);
+        drop(o);
+        c.queued_bytes.fetch_sub(n as i64, Ordering::Relaxed);
+    }
+}
+
+/// Drains `slot` into `w` until the connection is unregistered, fails, or
+/// is closed by a policy; then unregisters it from the hub.
+pub(crate) async fn run_writer<S>(hub: Hub, slot: Arc<Slot>, mut w: WriteHalf<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cfg = hub.config();
+    // Reused between bursts: no allocation per burst.
+    let mut batch: Vec<Bytes> = Vec::new();
+    loop {
+        match slot.next_step(&mut batch) {
+            Step::Done => break,
+            Step::Wait => slot.wake.notified().await,
+            Step::Notice(n) => {
+                let frame = super::encode(&(cfg.missed_message)(n));
+                let feed = async {
+                    w.feed_encoded(frame).await?;
+                    w.flush().await
+                };
+                // A stop while the socket is stalled must not wait for the
+                // stall: it interrupts the feed (cancel-safe), and the loop
+                // then sees the close or the end.
+                let r = tokio::select! {
+                    r = feed => r.is_ok(),
+                    _ = slot.stop.notified() => true,
+                };
+                if !r {
+                    break;
+                }
+            }
+            Step::Batch(n) => {
+                let feed = async {
+                    for b in batch.drain(..) {
+                        w.feed_encoded(b).await?;
+                    }
+                    w.flush().await
+                };
+                let r = tokio::select! {
+                    r = feed => r.is_ok(),
+                    _ = slot.stop.notified() => true,
+                };
+                batch.clear();
+                slot.fed(n, &hub.inner.counters);
+                if !r {
+                    break;
+                }
+            }
+            Step::Close(code, reason) => {
+                let _ = tokio::time::timeout(cfg.close_grace, w.close(code, reason)).await;
+                break;
+            }
+        }
+    }
+    drop(w);
+    hub.unregister(slot.id).await;
+}
+
+/// The application's handle on a registered connection: its id, and a
+/// signal when the hub closed it (slow consumer, rate limit, write error)
+/// so the application's read loop can stop. Dropping it unregisters the
+/// connection (in a spawned task); [`unregister`](Self::unregister) does it
+/// in place.
+///
+/// ```no_run
+/// # async fn demo(hub: rtwire::hub::Hub, conn: rtwire::ws::Conn<tokio::net::TcpStream>) {
+/// let (mut read, write) = conn.split();
+/// let mut reg = hub.register(write, "alice", Default::default());
+/// loop {
+///     tokio::select! {
+///         m = read.read_message() => match m {
+///             Ok(Some(m)) => { let _ = hub.broadcast("lobby", &m, Some(reg.id())).await; }
+///             _ => break,
+///         },
+///         _ = reg.closed() => break,
+///     }
+/// }
+/// reg.unregister().await;
+/// # }
+/// ```
+pub struct Registration {
+    pub(crate) hub: Hub,
+    pub(crate) id: ConnId,
+    pub(crate) closed: watch::Receiver<bool>,
+    pub(crate) done: bool,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registration {
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Resolves once the hub has closed or dropped the connection.
+    /// Cancel-safe.
+    pub async fn closed(&mut self) {
+        let _ = self.closed.wait_for(|c| *c).await;
+    }
+
+    /// Whether the hub has closed or dropped the connection.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Removes the connection from the hub now: it leaves its rooms
+    /// (presence leave events fire), and its writer stops.
+    pub async fn unregister(mut self) {
+        self.done = true;
+        self.hub.unregister(self.id).await;
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (hub, id) = (self.hub.clone(), self.id);
+            rt.spawn(async move { hub.unregister(id).await });
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The WebSocket hub: connections by id, rooms, broadcast encoded once,
+//! per-connection bounded queues with a slow-consumer policy, presence,
+//! and many instances through the pub/sub [`Bus`].
+//!
+//! ```text
+//! app read loop ──► Hub::inbound (rate limit) ──► Hub::broadcast(room, msg, except)
+//!                                                   │ encode once → Bytes
+//!                     ┌─────────────────────────────┼──────────────────────┐
+//!                     ▼                             ▼                      ▼
+//!           conn queue (≤ max_queue_bytes)   conn queue ...      bus: hub.room.<room>
+//!                     │ writer task: take all, feed_encoded, one flush      │
+//!                     ▼                                                     ▼
+//!                 WriteHalf ──► socket                        other instances' members
+//! ```
+//!
+//! Files: `config.rs` ([`HubConfig`], [`SlowPolicy`], the close codes),
+//! `conn.rs` (the queue, the writer task, [`Registration`]), `rooms.rs`
+//! (join, leave, unregister, presence bookkeeping), `presence.rs`
+//! ([`PresenceInfo`], [`PresenceEvent`]), `cluster.rs` (the bus wire
+//! format, publisher and room subscriptions), `redis.rs` (presence leases,
+//! feature `redis`), `envelope.rs` (the JSON protocol, feature `serde`),
+//! `rate.rs` ([`RateLimiter`]), `stats.rs` ([`HubStats`]).
+//!
+//! ## Guarantees
+//!
+//! - **Encode once.** A broadcast encodes its frame once; every recipient
+//!   (and the bus) shares the same `Bytes`.
+//! - **Bounded.** Each connection has at most
+//!   [`max_queue_bytes`](HubConfig::max_queue_bytes) queued in the hub plus
+//!   its socket write buffer (`ws::Config::write_buffer_high_water`). A
+//!   frame that does not fit is dropped and counted
+//!   ([`SlowPolicy::DropNewest`]: the connection gets a "missed N" notice
+//!   once it has caught up) or closes the connection with
+//!   [`SLOW_CONSUMER_CLOSE`] (1013, [`SlowPolicy::Close`]). Pushing never
+//!   waits, so a stalled client never slows the others. Control frames
+//!   (pongs, close replies) go through the connection's own queue and are
+//!   never dropped.
+//! - **Order.** Frames reach each connection in the order the hub accepted
+//!   them; messages of one sender (one task calling `broadcast` in
+//!   sequence) arrive in that order on every instance.
+//! - **Presence.** Two connections of one user in a room are one presence;
+//!   join fires with the first, leave with the last. On many instances
+//!   (Redis) each instance's share lives under a lease; when an instance
+//!   dies, a survivor fires the leaves of its users within
+//!   `lease + heartbeat` ([`PresenceLease`]).
+
+mod cluster;
+mod config;
+mod conn;
+#[cfg(feature = "serde")]
+pub mod envelope;
+mod presence;
+mod rate;
+#[cfg(feature = "redis")]
+mod redis;
+mod rooms;
+mod stats;
+mod time;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use config::{
+    HubConfig, MissedFormat, PresenceFormat, SlowPolicy, RATE_LIMIT_CLOSE, SLOW_CONSUMER_CLOSE,
+};
+pub use conn::{ConnId, Meta, Registration, SendOutcome};
+pub use presence::{PresenceEvent, PresenceInfo, PresenceKind};
+pub use rate::{Inbound, RateLimit, RateLimiter};
+#[cfg(feature = "redis")]
+pub use redis::{PresenceLease, RedisPresence};
+pub use stats::HubStats;
+pub use time::rfc3339;
+
+use self::cluster::Cluster;
+use self::conn::Slot;
+use self::presence::Backend;
+use self::rooms::Room;
+use self::stats::{bump, Counters};
+use crate::pubsub::{Bus, PubSubError, Store};
+use crate::ws::{CloseCode, Encoder, Message, Role, WriteHalf};
+
+/// Why a hub call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HubError {
+    /// No connection with this id (never registered, or gone).
+    UnknownConnection(ConnId),
+    /// The room name is empty, longer than [`MAX_ROOM_LEN`] or has a byte
+    /// outside ASCII letters, digits and `- _ . : @ /`.
+    InvalidRoom(String),
+    /// The connection is in [`max_rooms_per_conn`](HubConfig::max_rooms_per_conn)
+    /// rooms already.
+    TooManyRooms {
+        /// The limit.
+        limit: usize,
+    },
+    /// The connection is not in that room.
+    NotInRoom,
+}
+
+impl fmt::Display for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HubError::UnknownConnection(id) => write!(f, "unknown connection {id}"),
+            HubError::InvalidRoom(why) => write!(f, "invalid room: {why}"),
+            HubError::TooManyRooms { limit } => write!(f, "already in {limit} rooms"),
+            HubError::NotInRoom => f.write_str("not in that room"),
+        }
+    }
+}
+
+impl std::error::Error for HubError {}
+
+/// Longest room name, in bytes.
+pub const MAX_ROOM_LEN: usize = 128;
+
+/// Encodes `msg` as one server frame (unmasked: the same bytes serve every
+/// connection).
+///
+/// ```
+/// use rtwire::ws::Message;
+/// let b = rtwire::hub::encode(&Message::text("hi"));
+/// assert_eq!(&b[..], &[0x81, 2, b'h', b'i']);
+/// ```
+pub fn encode(msg: &Message) -> Bytes {
+    let mut out = BytesMut::with_capacity(msg.payload().len() + 10);
+    Encoder::new(Role::Server).encode_parts(true, 0, msg.opcode(), msg.payload(), &mut out);
+    out.freeze()
+}
+
+pub(crate) struct Inner {
+    config: Arc<HubConfig>,
+    instance: Arc<str>,
+    next_id: AtomicU64,
+    conns: RwLock<HashMap<ConnId, Arc<Slot>>>,
+    rooms: RwLock<HashMap<Arc<str>, Room>>,
+    counters: Counters,
+    cluster: OnceLock<Cluster>,
+    backend: OnceLock<Backend>,
+}
+
+/// The hub. Cheap to clone (one shared state); every method may be called
+/// from any task. See the [module docs](self).
+///
+/// ```no_run
+/// use rtwire::hub::{Hub, HubConfig};
+/// use rtwire::ws::{Config, Conn, Message};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::new(HubConfig::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// let (tcp, _) = listener.accept().await?;
+/// let (conn, _) = Conn::accept(tcp, &hub.config().conn_config(&Config::default())).await?;
+/// let (mut read, write) = conn.split();
+/// let reg = hub.register(write, "alice", Default::default());
+/// hub.join(reg.id(), "lobby").await?;
+/// while let Ok(Some(m)) = read.read_message().await {
+///     hub.broadcast("lobby", &m, Some(reg.id())).await?;
+/// }
+/// reg.unregister().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("instance", &self.inner.instance)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub for one node (no bus, presence in memory).
+    pub fn new(config: HubConfig) -> Hub {
+        Hub::with_instance(config, "local")
+    }
+
+    fn with_instance(config: HubConfig, instance: &str) -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                config: Arc::new(config),
+                instance: instance.into(),
+                next_id: AtomicU64::new(1),
+                conns: RwLock::new(HashMap::new()),
+                rooms: RwLock::new(HashMap::new()),
+                counters: Counters::default(),
+                cluster: OnceLock::new(),
+                backend: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// A hub that is one instance of many: broadcasts also go to the other
+    /// instances through `store` + `bus` (shared, so several hubs of one
+    /// process may use one in-memory pair) (a channel per room,
+    /// `hub.room.<room>`, and `hub.all`), and theirs come in. `instance`
+    /// names this instance (a random suffix is added, so a restarted
+    /// instance is never mistaken for its previous life). Presence stays
+    /// per instance; see [`with_redis`](Self::with_redis) for shared
+    /// presence. Must be called within a tokio runtime.
+    pub async fn with_bus<S: Store, B: Bus>(
+        config: HubConfig,
+        instance: &str,
+        store: Arc<S>,
+        bus: Arc<B>,
+    ) -> Result<Hub, PubSubError> {
+        let id = format!("{instance}-{:016x}", rand::random::<u64>());
+        let hub = Hub::with_instance(config, &id);
+        let cluster = Cluster::start(&hub, store, bus).await?;
+        let _ = hub.inner.cluster.set(cluster);
+        Ok(hub)
+    }
+
+    /// [`with_bus`](Self::with_bus) over Redis
+    /// ([`pubsub::redis::connect`](crate::pubsub::redis::connect)), with
+    /// presence shared through Redis under `lease`.
+    #[cfg(feature = "redis")]
+    pub async fn with_redis(
+        config: HubConfig,
+        instance: &str,
+        redis: crate::pubsub::redis::RedisConfig,
+        lease: PresenceLease,
+    ) -> Result<Hub, PubSubError> {
+        let (store, bus) = crate::pubsub::redis::connect(redis.clone()).await?;
+        let hub = Hub::with_bus(config, instance, Arc::new(store), Arc::new(bus)).await?;
+        let p = RedisPresence::start(&hub, &redis, lease).await?;
+        let _ = hub.inner.backend.set(Backend::Redis(p));
+        Ok(hub)
+    }
+
+    /// This instance's id.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> Arc<HubConfig> {
+        self.inner.config.clone()
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        self.inner.backend.get().cloned().unwrap_or(Backend::Local)
+    }
+
+    pub(crate) fn conns(&self) -> RwLockReadGuard<'_, HashMap<ConnId, Arc<Slot>>> {
+        self.inner.conns.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn conns_mut(&self) -> RwLockWriteGuard<'_, HashMap<ConnId, Arc<Slot>>> {
+        self.inner.conns.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn slot(&self, id: ConnId) -> Result<Arc<Slot>, HubError> {
+        self.conns()
+            .get(&id)
+            .cloned()
+            .ok_or(HubError::UnknownConnection(id))
+    }
+
+    /// Registers a connection's write half under `user` with `meta`; the
+    /// hub spawns its writer task. The application keeps reading with the
+    /// read half, and stops when [`Registration::closed`] fires.
+    pub fn register<S>(&self, write: WriteHalf<S>, user: &str, meta: Meta) -> Registration
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let id = ConnId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let limiter = self.inner.config.rate_limit.map(RateLimiter::new);
+        let slot = Arc::new(Slot::new(id, user.into(), meta, limiter));
+        let closed = slot.subscribe_closed();
+        self.conns_mut().insert(id, slot.clone());
+        bump(&self.inner.counters.connections, 1);
+        tokio::spawn(conn::run_writer(self.clone(), slot, write));
+        Registration {
+            hub: self.clone(),
+            id,
+            closed,
+            done: false,
+        }
+    }
+
+    /// The user a connection was registered with.
+    pub fn user(&self, id: ConnId) -> Option<Arc<str>> {
+        self.conns().get(&id).map(|s| s.user.clone())
+    }
+
+    /// The connections registered under `user`, oldest first.
+    pub fn connections_of(&self, user: &str) -> Vec<ConnId> {
+        let mut v: Vec<ConnId> = self
+            .conns()
+            .values()
+            .filter(|s| &*s.user == user)
+            .map(|s| s.id)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The metadata a connection was registered with.
+    pub fn meta(&self, id: ConnId) -> Option<Meta> {
+        self.conns().get(&id).map(|s| s.meta.clone())
+    }
+
+    /// The rooms a connection is in, in join order.
+    pub fn rooms_of(&self, id: ConnId) -> Vec<String> {
+        match self.conns().get(&id) {
+            Some(s) => s.rooms().iter().map(|r| r.to_string()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Charges one inbound message of `len` bytes to the connection's rate
+    /// limit (and counts it, and marks the user seen). Without a
+    /// [`RateLimit`] in the config every message is accepted. On
+    /// [`Inbound::Close`] the hub has already asked the connection to
+    /// close with [`RATE_LIMIT_CLOSE`] (1008).
+    pub fn inbound(&self, id: ConnId, len: usize) -> Inbound {
+        let c = &self.inner.counters;
+        bump(&c.messages_in, 1);
+        let Ok(slot) = self.slot(id) else {
+            return Inbound::Close;
+        };
+        slot.last_seen_ms.store(time::now_ms(), Ordering::Relaxed);
+        let verdict = match &mut *slot.limiter.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(l) => l.check(tokio::time::Instant::now(), len),
+            None => Inbound::Accept,
+        };
+        match verdict {
+            Inbound::Accept => {}
+            Inbound::Reject => bump(&c.rate_limited, 1),
+            Inbound::Close => {
+                bump(&c.rate_limited, 1);
+                bump(&c.rate_limit_closes, 1);
+                slot.request_close(RATE_LIMIT_CLOSE, "rate limit exceeded");
+            }
+        }
+        verdict
+    }
+
+    /// Closes a connection with `code` after what is already queued for it
+    /// (bounded by the connection's write timeout); nothing more is
+    /// queued for it meanwhile.
+    pub fn close(&self, id: ConnId, code: CloseCode, reason: &'static str) -> Result<(), HubError> {
+        let slot = self.slot(id)?;
+        slot.request_close(code, reason);
+        Ok(())
+    }
+
+    /// Queues `msg` for one connection. Never waits.
+    pub fn send(&self, id: ConnId, msg: &Message) -> Result<SendOutcome, HubError> {
+        self.send_encoded(id, &encode(msg))
+    }
+
+    /// Queues an already-encoded server frame (see [`encode`]) for one
+    /// connection.
+    pub fn send_encoded(&self, id: ConnId, frame: &Bytes) -> Result<SendOutcome, HubError> {
+        let slot = self.slot(id)?;
+        bump(&self.inner.counters.messages_out, 1);
+        let r = self.push(&slot, frame);
+        if r == SendOutcome::Queued {
+            self.count_queued(1, frame.len());
+        }
+        Ok(r)
+    }
+
+    /// Counts `n` deliveries of a `len`-byte frame.
+    fn count_queued(&self, n: usize, len: usize) {
+        let c = &self.inner.counters;
+        bump(&c.deliveries, n as u64);
+        c.queued_bytes
+            .fetch_add((n * len) as i64, Ordering::Relaxed);
+    }
+
+    fn push(&self, slot: &Slot, frame: &Bytes) -> SendOutcome {
+        let cfg = &self.inner.config;
+        slot.push(frame, cfg.max_queue_bytes, cfg.policy, &self.inner.counters)
+    }
+
+    /// Sends `msg` to every member of `room` on every instance, except
+    /// `except`; the frame is encoded once. Returns how many local members
+    /// it was queued for. Waits only when the bus publisher is full
+    /// (backpressure on the sender, never on the recipients).
+    pub async fn broadcast(
+        &self,
+        room: &str,
+        msg: &Message,
+        except: Option<ConnId>,
+    ) -> Result<usize, HubError> {
+        let channel = rooms::room_channel(room)?;
+        let frame = encode(msg);
+        bump(&self.inner.counters.messages_out, 1);
+        let n = self.deliver_room(room, &frame, except);
+        if let Some(c) = self.inner.cluster.get() {
+            c.publish(channel, &self.inner.instance, except, frame)
+                .await;
+        }
+        Ok(n)
+    }
+
+    /// Sends `msg` to every connection on every instance, except `except`.
+    pub async fn broadcast_all(&self, msg: &Message, except: Option<ConnId>) -> usize {
+        let frame = encode(msg);
+        bump(&self.inner.counters.messages_out, 1);
+        let n = self.deliver_all(&frame, except);
+        if let Some(c) = self.inner.cluster.get() {
+            let ch = cluster::all_channel();
+            c.publish(ch, &self.inner.instance, except, frame).await;
+        }
+        n
+    }
+
+    /// Queues `frame` for the local members of `room`.
+    pub(crate) fn deliver_room(&self, room: &str, frame: &Bytes, except: Option<ConnId>) -> usize {
+        let rooms = self.rooms();
+        let Some(r) = rooms.get(room) else {
+            return 0;
+        };
+        let mut n = 0;
+        for (id, slot) in &r.members {
+            if Some(*id) != except && self.push(slot, frame) == SendOutcome::Queued {
+                n += 1;
+            }
+        }
+        drop(rooms);
+        self.count_queued(n, frame.len());
+        n
+    }
+
+    /// Queues `frame` for every local connection.
+    pub(crate) fn deliver_all(&self, frame: &Bytes, except: Option<ConnId>) -> usize {
+        let conns = self.conns();
+        let mut n = 0;
+        for (id, slot) in conns.iter() {
+            if Some(*id) != except && self.push(slot, frame) == SendOutcome::Queued {
+                n += 1;
+            }
+        }
+        drop(conns);
+        self.count_queued(n, frame.len());
+        n
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> HubStats {
+        let rooms = self.rooms().len() as u64;
+        self.inner.counters.snapshot(rooms)
+    }
+
+    /// Closes every connection with 1001 (going away) and, with shared
+    /// presence, gives up this instance's lease at once: the other
+    /// instances fire its users' leaves now rather than at the lease's end.
+    pub async fn shutdown(&self) {
+        let ids: Vec<ConnId> = self.conns().keys().copied().collect();
+        for id in ids {
+            let _ = self.close(id, CloseCode::GOING_AWAY, "server shutting down");
+        }
+        #[cfg(feature = "redis")]
+        if let Backend::Redis(r) = self.backend() {
+            r.release().await;
+        }
+    }
+}

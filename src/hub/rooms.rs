@@ -1,0 +1,291 @@
+//! Rooms: membership, the local share of presence, and the announcements
+//! of joins and leaves.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
+
+use tokio::task::AbortHandle;
+
+use super::conn::{ConnId, Slot};
+use super::presence::{merge, LocalPresence, PresenceEvent, PresenceInfo, PresenceKind};
+use super::stats::bump;
+use super::time::now_ms;
+use super::{Hub, HubError, MAX_ROOM_LEN};
+use crate::pubsub::ChannelName;
+
+/// One room's local state.
+#[derive(Default)]
+pub(crate) struct Room {
+    pub(crate) members: HashMap<ConnId, Arc<Slot>>,
+    pub(crate) users: HashMap<Arc<str>, LocalPresence>,
+    /// The bus subscription's task, when the hub has a bus.
+    pub(crate) pump: Option<AbortHandle>,
+}
+
+/// The bus channel of `room` (which also validates the name).
+pub(crate) fn room_channel(room: &str) -> Result<ChannelName, HubError> {
+    if room.len() > MAX_ROOM_LEN {
+        return Err(HubError::InvalidRoom(format!(
+            "longer than {MAX_ROOM_LEN} bytes"
+        )));
+    }
+    if room.is_empty() {
+        return Err(HubError::InvalidRoom("empty".into()));
+    }
+    ChannelName::new(&format!("hub.room.{room}")).map_err(|e| HubError::InvalidRoom(e.to_string()))
+}
+
+/// What a join or leave changed locally.
+struct Change {
+    /// The user's first (join) or last (leave) local connection in the room.
+    user_edge: bool,
+    /// The room's first (join) or last (leave) local member.
+    room_edge: bool,
+    conns: u32,
+    joined_at_ms: u64,
+}
+
+impl Hub {
+    pub(crate) fn rooms(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, Room>> {
+        self.inner.rooms.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn rooms_mut(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Room>> {
+        self.inner.rooms.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a connection to `room` (up to
+    /// [`max_rooms_per_conn`](super::HubConfig::max_rooms_per_conn)). When
+    /// it is the user's first connection there and the user is new to the
+    /// room on every instance, a join is announced to the room's other
+    /// members. Joining a room twice is a no-op. Returns whether this was
+    /// the user's presence join.
+    pub async fn join(&self, id: ConnId, room: &str) -> Result<bool, HubError> {
+        let channel = room_channel(room)?;
+        let slot = self
+            .conns()
+            .get(&id)
+            .cloned()
+            .ok_or(HubError::UnknownConnection(id))?;
+        let change = {
+            let mut rooms_of = slot.rooms();
+            // unregister marks the slot done before it takes its rooms.
+            if slot.is_done() {
+                return Err(HubError::UnknownConnection(id));
+            }
+            if rooms_of.iter().any(|r| &**r == room) {
+                return Ok(false);
+            }
+            let limit = self.inner.config.max_rooms_per_conn;
+            if rooms_of.len() >= limit {
+                return Err(HubError::TooManyRooms { limit });
+            }
+            let name: Arc<str> = room.into();
+            rooms_of.push(name.clone());
+            let mut rooms = self.rooms_mut();
+            let room_edge = !rooms.contains_key(room);
+            let r = rooms.entry(name).or_default();
+            r.members.insert(id, slot.clone());
+            let p = r.users.entry(slot.user.clone()).or_insert(LocalPresence {
+                conns: 0,
+                joined_at_ms: now_ms(),
+            });
+            p.conns += 1;
+            Change {
+                user_edge: p.conns == 1,
+                room_edge,
+                conns: p.conns,
+                joined_at_ms: p.joined_at_ms,
+            }
+        };
+        if change.room_edge {
+            if let Some(c) = self.inner.cluster.get() {
+                c.watch_room(self, room, channel).await;
+            }
+        }
+        if !change.user_edge {
+            return Ok(false);
+        }
+        let new = self
+            .backend()
+            .join(room, &slot.user, change.conns, change.joined_at_ms)
+            .await;
+        if new {
+            self.announce(PresenceKind::Join, room, &slot.user, Some(id))
+                .await;
+        }
+        Ok(new)
+    }
+
+    /// Removes a connection from `room`; a leave is announced when it was
+    /// the user's last connection there (on every instance).
+    pub async fn leave(&self, id: ConnId, room: &str) -> Result<(), HubError> {
+        let slot = self
+            .conns()
+            .get(&id)
+            .cloned()
+            .ok_or(HubError::UnknownConnection(id))?;
+        {
+            let mut rooms_of = slot.rooms();
+            let Some(i) = rooms_of.iter().position(|r| &**r == room) else {
+                return Err(HubError::NotInRoom);
+            };
+            rooms_of.remove(i);
+        }
+        self.leave_slot(&slot, room).await;
+        Ok(())
+    }
+
+    async fn leave_slot(&self, slot: &Slot, room: &str) {
+        let change = {
+            let mut rooms = self.rooms_mut();
+            let Some(r) = rooms.get_mut(room) else {
+                return;
+            };
+            r.members.remove(&slot.id);
+            let mut user_edge = false;
+            if let Some(p) = r.users.get_mut(&slot.user) {
+                p.conns = p.conns.saturating_sub(1);
+                if p.conns == 0 {
+                    r.users.remove(&slot.user);
+                    user_edge = true;
+                }
+            }
+            let room_edge = r.members.is_empty();
+            if room_edge {
+                if let Some(r) = rooms.remove(room) {
+                    if let Some(p) = r.pump {
+                        p.abort();
+                    }
+                }
+            }
+            Change {
+                user_edge,
+                room_edge,
+                conns: 0,
+                joined_at_ms: 0,
+            }
+        };
+        if change.user_edge
+            && self
+                .backend()
+                .leave(room, &slot.user, change.room_edge)
+                .await
+        {
+            self.announce(PresenceKind::Leave, room, &slot.user, None)
+                .await;
+        }
+    }
+
+    /// Removes a connection from the hub: it leaves every room (leaves are
+    /// announced) and its writer stops. Idempotent.
+    pub async fn unregister(&self, id: ConnId) {
+        let Some(slot) = self.conns_mut().remove(&id) else {
+            return;
+        };
+        self.inner
+            .counters
+            .connections
+            .fetch_sub(1, Ordering::Relaxed);
+        slot.finish(&self.inner.counters);
+        let rooms = std::mem::take(&mut *slot.rooms());
+        for room in rooms {
+            self.leave_slot(&slot, &room).await;
+        }
+    }
+
+    /// Announces a presence change to `room` (on every instance), except
+    /// to `except`, with the configured
+    /// [`presence_format`](super::HubConfig::presence_format).
+    pub(crate) async fn announce(
+        &self,
+        kind: PresenceKind,
+        room: &str,
+        user: &str,
+        except: Option<ConnId>,
+    ) {
+        let c = &self.inner.counters;
+        match kind {
+            PresenceKind::Join => bump(&c.presence_joins, 1),
+            PresenceKind::Leave => bump(&c.presence_leaves, 1),
+        }
+        let Some(format) = self.inner.config.presence_format.clone() else {
+            return;
+        };
+        let ev = PresenceEvent {
+            kind,
+            room: room.to_owned(),
+            user: user.to_owned(),
+            at_ms: now_ms(),
+        };
+        if let Some(msg) = format(&ev) {
+            let _ = self.broadcast(room, &msg, except).await;
+        }
+    }
+
+    /// Who is online in `room`: one entry per user, on every instance
+    /// (with shared presence), oldest presence first.
+    pub async fn online(&self, room: &str) -> Vec<PresenceInfo> {
+        let local: Vec<PresenceInfo> = {
+            let rooms = self.rooms();
+            match rooms.get(room) {
+                None => Vec::new(),
+                Some(r) => r
+                    .users
+                    .iter()
+                    .map(|(user, p)| {
+                        let last_seen_ms = r
+                            .members
+                            .values()
+                            .filter(|s| s.user == *user)
+                            .map(|s| s.last_seen_ms.load(Ordering::Relaxed))
+                            .max()
+                            .unwrap_or(p.joined_at_ms);
+                        PresenceInfo {
+                            user: user.to_string(),
+                            connections: p.conns,
+                            joined_at_ms: p.joined_at_ms,
+                            last_seen_ms,
+                        }
+                    })
+                    .collect(),
+            }
+        };
+        match self.backend().remote(room).await {
+            None => merge(local),
+            Some(remote) => merge(local.into_iter().chain(remote)),
+        }
+    }
+
+    /// The rooms with local members.
+    pub fn room_names(&self) -> Vec<String> {
+        self.rooms().keys().map(|r| r.to_string()).collect()
+    }
+
+    /// How many local members `room` has.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.rooms().get(room).map_or(0, |r| r.members.len())
+    }
+
+    /// Records that every local member of `room` missed `n` frames.
+    pub(crate) fn missed_room(&self, room: &str, n: u64) {
+        if let Some(r) = self.rooms().get(room) {
+            for s in r.members.values() {
+                s.add_missed(n);
+            }
+        }
+    }
+
+    /// Stores the bus task of `room` (aborts it when the room is gone).
+    pub(crate) fn set_pump(&self, room: &str, pump: AbortHandle) {
+        match self.rooms_mut().get_mut(room) {
+            Some(r) => {
+                if let Some(old) = r.pump.replace(pump) {
+                    old.abort();
+                }
+            }
+            None => pump.abort(),
+        }
+    }
+}

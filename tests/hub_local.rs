@@ -1,0 +1,258 @@
+//! The hub on one node, with real clients over 127.0.0.1: rtwire's client
+//! and tokio-tungstenite. Waiting is event-driven: a client reads until
+//! the message it expects arrives; timeouts only guard against a stuck run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rtwire::hub::{Hub, HubConfig, SlowPolicy};
+use rtwire::ws::{read_request_head, Config, Conn, HeadAndRest, Message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message as TMsg;
+
+const STUCK: Duration = Duration::from_secs(30);
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// A server: `/?user=U&room=R[&except=1]` registers the connection as U,
+/// joins R, and broadcasts every text message it sends to R (except to
+/// itself with `except=1`).
+async fn server(hub: Hub) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let config = Config::default();
+                let mut tcp = tcp;
+                let Ok(HeadAndRest { head, rest }) = read_request_head(&mut tcp, &config).await
+                else {
+                    return;
+                };
+                let user = head.query_param("user").unwrap_or_default().to_string();
+                let room = head.query_param("room").unwrap_or_default().to_string();
+                let except = head.query_param("except").is_some();
+                let Ok((conn, _)) = Conn::accept_head(tcp, head, rest, &config).await else {
+                    return;
+                };
+                let (mut read, write) = conn.split();
+                let mut reg = hub.register(write, &user, Default::default());
+                hub.join(reg.id(), &room).await.unwrap();
+                // Tell the client it is in (so it never races a broadcast).
+                hub.send(reg.id(), &Message::text("joined")).unwrap();
+                loop {
+                    tokio::select! {
+                        m = read.read_message() => match m {
+                            Ok(Some(m)) => {
+                                let ex = except.then_some(reg.id());
+                                hub.broadcast(&room, &m, ex).await.unwrap();
+                            }
+                            _ => break,
+                        },
+                        _ = reg.closed() => break,
+                    }
+                }
+                reg.unregister().await;
+            });
+        }
+    });
+    addr
+}
+
+async fn tung(addr: &str, q: &str) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?{q}"))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, "joined");
+    ws
+}
+
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let m = tokio::time::timeout(STUCK, ws.next())
+            .await
+            .expect("stuck")
+            .expect("open")
+            .unwrap();
+        if let TMsg::Text(t) = m {
+            return t.to_string();
+        }
+    }
+}
+
+#[tokio::test]
+async fn broadcast_reaches_exactly_the_room_in_order_per_sender_and_except_works() {
+    let hub = Hub::new(HubConfig::default());
+    let addr = server(hub.clone()).await;
+    let mut a = tung(&addr, "user=a&room=r1&except=1").await;
+    let mut b = tung(&addr, "user=b&room=r1").await;
+    // An rtwire client in the room too.
+    let tcp = TcpStream::connect(&addr).await.unwrap();
+    let (mut c, _) = Conn::connect(
+        tcp,
+        &format!("ws://{addr}/?user=c&room=r1"),
+        &Config::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.read_message().await.unwrap().unwrap(),
+        Message::text("joined")
+    );
+    let mut other = tung(&addr, "user=d&room=r2").await;
+
+    for i in 0..200 {
+        a.send(TMsg::text(format!("a{i}"))).await.unwrap();
+    }
+    // b and c get a's messages in order; a (except=1) gets none of its own.
+    for i in 0..200 {
+        assert_eq!(next_text(&mut b).await, format!("a{i}"));
+        match c.read_message().await.unwrap().unwrap() {
+            Message::Text(t) => assert_eq!(t.as_str(), format!("a{i}")),
+            m => panic!("{m:?}"),
+        }
+    }
+    // A marker from b: a receives it as its next message (so nothing of
+    // its own came before), and r2 gets nothing of r1.
+    b.send(TMsg::text("from-b")).await.unwrap();
+    assert_eq!(next_text(&mut a).await, "from-b");
+    other.send(TMsg::text("r2-only")).await.unwrap();
+    assert_eq!(next_text(&mut other).await, "r2-only");
+    b.send(TMsg::text("b2")).await.unwrap();
+    assert_eq!(next_text(&mut a).await, "b2");
+    let s = hub.stats();
+    assert_eq!(s.connections, 4);
+    assert_eq!(s.rooms, 2);
+    assert!(s.deliveries >= 400, "{s:?}");
+}
+
+#[tokio::test]
+async fn leave_stops_delivery() {
+    let hub = Hub::new(HubConfig::default());
+    let addr = server(hub.clone()).await;
+    let mut a = tung(&addr, "user=a&room=r").await;
+    let mut b = tung(&addr, "user=b&room=r").await;
+    let ids = hub.room_size("r");
+    assert_eq!(ids, 2);
+    a.send(TMsg::text("one")).await.unwrap();
+    assert_eq!(next_text(&mut b).await, "one");
+    assert_eq!(next_text(&mut a).await, "one");
+    // b's connection leaves the room: find it by user.
+    let b_id = hub.connections_of("b")[0];
+    hub.leave(b_id, "r").await.unwrap();
+    assert_eq!(hub.room_size("r"), 1);
+    a.send(TMsg::text("two")).await.unwrap();
+    assert_eq!(next_text(&mut a).await, "two");
+    // b gets a direct message next, not "two".
+    hub.send(b_id, &Message::text("direct")).unwrap();
+    assert_eq!(next_text(&mut b).await, "direct");
+}
+
+/// A client that completes the handshake and then never reads, with a
+/// small receive buffer so the stall reaches the hub quickly.
+async fn stalled_client(addr: &str, q: &str) -> TcpStream {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = sock.connect(addr.parse().unwrap()).await.unwrap();
+    let req = format!(
+        "GET /?{q} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    tcp
+}
+
+async fn slow_consumer(policy: SlowPolicy) -> (Hub, TcpStream, Vec<Ws>) {
+    const MAX: usize = 64 * 1024;
+    const N: usize = 10_000;
+    let hub = Hub::new(
+        HubConfig::default()
+            .max_queue_bytes(MAX)
+            .policy(policy)
+            .close_grace(Duration::from_millis(100)),
+    );
+    let addr = server(hub.clone()).await;
+    let slow = stalled_client(&addr, "user=slow&room=r").await;
+    let mut fast = Vec::new();
+    for i in 0..3 {
+        fast.push(tung(&addr, &format!("user=f{i}&room=r")).await);
+    }
+    let payload = Arc::new("x".repeat(1000));
+    let mut max_queued = 0;
+    // Paced in windows the fast readers confirm, so they never overflow.
+    const WINDOW: usize = 20;
+    for w in 0..N / WINDOW {
+        for i in 0..WINDOW {
+            let n = w * WINDOW + i;
+            let m = Message::text(format!("{n:05}{payload}"));
+            hub.broadcast("r", &m, None).await.unwrap();
+        }
+        max_queued = max_queued.max(hub.stats().queued_bytes);
+        for f in fast.iter_mut() {
+            for i in 0..WINDOW {
+                let t = next_text(f).await;
+                assert_eq!(&t[..5], format!("{:05}", w * WINDOW + i));
+            }
+        }
+    }
+    // Bounded: never more than the per-connection cap for each of the 4.
+    assert!(max_queued as usize <= 4 * MAX, "{max_queued}");
+    (hub, slow, fast)
+}
+
+#[tokio::test]
+async fn slow_consumer_drop_newest_bounds_memory_and_others_get_everything() {
+    let (hub, slow, _fast) = slow_consumer(SlowPolicy::DropNewest).await;
+    let s = hub.stats();
+    assert!(s.drops > 0, "the stalled client never overflowed: {s:?}");
+    assert_eq!(s.slow_closes, 0);
+    assert_eq!(s.connections, 4);
+    // The stalled client reads again: every message it got plus the
+    // "missed" notice it gets once caught up account for all 10,000.
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        tokio_tungstenite::MaybeTlsStream::Plain(slow),
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let mut got = 0u64;
+    let missed = loop {
+        let t = next_text(&mut ws).await;
+        if t == "joined" {
+            continue;
+        }
+        if let Some(n) = t.strip_prefix("{\"type\":\"missed\",\"content\":") {
+            break n.trim_end_matches('}').parse::<u64>().unwrap();
+        }
+        got += 1;
+    };
+    assert_eq!(got + missed, 10_000);
+    assert_eq!(missed, hub.stats().drops);
+}
+
+#[tokio::test]
+async fn slow_consumer_close_policy_closes_only_the_stalled_client() {
+    let (hub, mut slow, _fast) = slow_consumer(SlowPolicy::Close).await;
+    let s = hub.stats();
+    assert_eq!(s.slow_closes, 1, "{s:?}");
+    assert_eq!(s.drops, 0);
+    // The stalled client reads again: what the socket held, then the end
+    // (the hub dropped the connection, which it does after unregistering).
+    let mut sink = Vec::new();
+    tokio::time::timeout(STUCK, slow.read_to_end(&mut sink))
+        .await
+        .expect("the slow consumer was not dropped")
+        .ok();
+    assert_eq!(hub.stats().connections, 3);
+    assert_eq!(hub.connections_of("slow"), vec![]);
+}
