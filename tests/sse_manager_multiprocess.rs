@@ -33,13 +33,20 @@ fn server_bin() -> &'static Path {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap();
         let mut cmd = Command::new(env!("CARGO"));
+        // The features of this test's own build, so the library is not
+        // rebuilt with others (and the chat route is on with `serde`).
+        let features = if cfg!(feature = "serde") {
+            "redis,serde"
+        } else {
+            "redis"
+        };
         cmd.args([
             "build",
             "--quiet",
             "--example",
             "server",
             "--features",
-            "redis",
+            features,
         ])
         .arg("--manifest-path")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))

@@ -13,12 +13,17 @@
 //! - `/clock`: one event a second from a replay store;
 //! - `/events?channel=C[&tenant=…&subject=…]`: the SSE manager's stream,
 //!   and `POST /publish?channel=C[&type=T…]` to publish to it;
-//! - `/metrics`: counters in the Prometheus text format.
+//! - `/chat?user=NAME`: the hub's chat (the seeds' JSON envelope protocol,
+//!   rooms, presence; build with `--features serde`), page at `/chat.html`;
+//! - `/metrics`: the SSE manager's and the hub's counters in the
+//!   Prometheus text format.
 //!
-//! Options: `--redis URL` puts the SSE manager on Redis (build with
-//! `--features redis`), so two servers on one Redis serve one stream;
-//! `--instance-id NAME` names this node.
+//! Options: `--redis URL` puts the SSE manager and the chat on Redis (build
+//! with `--features redis`), so two servers on one Redis serve one stream
+//! and one chat; `--instance-id NAME` names this node; `--chat-token T`
+//! makes `/chat` require `token=T` (401 otherwise).
 
+mod chat_routes;
 mod events;
 mod sse_routes;
 
@@ -37,6 +42,7 @@ struct Args {
     addr: Option<String>,
     redis: Option<String>,
     instance_id: Option<String>,
+    chat_token: Option<String>,
 }
 
 fn parse_args() -> std::io::Result<Args> {
@@ -44,7 +50,7 @@ fn parse_args() -> std::io::Result<Args> {
     let mut it = std::env::args().skip(1);
     let usage = |what: &str| {
         std::io::Error::other(format!(
-            "{what}; usage: server [ADDR] [--redis URL] [--instance-id NAME]"
+            "{what}; usage: server [ADDR] [--redis URL] [--instance-id NAME] [--chat-token T]"
         ))
     };
     while let Some(a) = it.next() {
@@ -54,6 +60,12 @@ fn parse_args() -> std::io::Result<Args> {
                 args.instance_id = Some(
                     it.next()
                         .ok_or_else(|| usage("--instance-id needs a name"))?,
+                )
+            }
+            "--chat-token" => {
+                args.chat_token = Some(
+                    it.next()
+                        .ok_or_else(|| usage("--chat-token needs a value"))?,
                 )
             }
             _ if a.starts_with("--") => return Err(usage(&format!("unknown option {a}"))),
@@ -76,6 +88,13 @@ async fn serve(args: Args) -> std::io::Result<()> {
     let addr = args.addr.as_deref().unwrap_or("127.0.0.1:8080");
     let events =
         Arc::new(events::Events::start(args.redis.as_deref(), args.instance_id.as_deref()).await?);
+    let instance = args
+        .instance_id
+        .clone()
+        .unwrap_or_else(|| format!("demo-{}", std::process::id()));
+    let chat = Arc::new(
+        chat_routes::Chat::new(args.redis.as_deref(), &instance, args.chat_token.clone()).await,
+    );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     eprintln!("rtwire demo: open http://{local}/  (ws://{local}/echo, http://{local}/sse, http://{local}/clock, http://{local}/events?channel=demo)");
@@ -90,9 +109,10 @@ async fn serve(args: Args) -> std::io::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
         let _ = tcp.set_nodelay(true);
-        let (config, clock, events) = (config.clone(), clock.clone(), events.clone());
+        let (config, clock, events, chat) =
+            (config.clone(), clock.clone(), events.clone(), chat.clone());
         tokio::spawn(async move {
-            if let Err(e) = route(tcp, &config, clock, &events).await {
+            if let Err(e) = route(tcp, &config, clock, &events, &chat).await {
                 eprintln!("connection ended: {e}");
             }
         });
@@ -104,6 +124,7 @@ async fn route(
     config: &Config,
     clock: Arc<sse_routes::Clock>,
     events: &events::Events,
+    chat: &chat_routes::Chat,
 ) -> Result<(), rtwire::Error> {
     let head = tokio::time::timeout(Duration::from_secs(10), read_request_head(&mut tcp, config))
         .await
@@ -121,9 +142,15 @@ async fn route(
         "/clock" => Ok(sse_routes::serve_clock(tcp, head, clock).await?),
         "/events" => events.stream(tcp, &head).await,
         "/publish" => events.publish(tcp, &head, rest).await,
+        "/chat" => {
+            chat.serve(tcp, head, rest).await;
+            Ok(())
+        }
+        "/chat.html" => Ok(chat.serve_page(tcp).await?),
         "/metrics" => {
             let mut body = String::new();
             events.write_metrics(&mut body);
+            chat.write_metrics(&mut body);
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
                 body.len()
