@@ -21,11 +21,15 @@ fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:9001".to_string();
     let mut threads = 1usize;
     let mut keep_last = false;
+    let mut hub = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(1),
             "--keep-last" => keep_last = true,
+            // Each connection registered in one hub and in its room
+            // "bench" (no echo): memory per idle hub member.
+            "--hub" => hub = true,
             _ => addr = a,
         }
     }
@@ -39,10 +43,11 @@ fn main() -> std::io::Result<()> {
             .enable_all()
             .build()?
     };
-    rt.block_on(serve(addr, keep_last))
+    rt.block_on(serve(addr, keep_last, hub))
 }
 
-async fn serve(addr: String, keep_last: bool) -> std::io::Result<()> {
+async fn serve(addr: String, keep_last: bool, hub: bool) -> std::io::Result<()> {
+    let hub = hub.then(|| rtwire::hub::Hub::new(rtwire::hub::HubConfig::default()));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("echo_server listening on ws://{}", listener.local_addr()?);
     // Large enough for Autobahn 9.* (16 MiB messages) and the /echo contract.
@@ -56,6 +61,7 @@ async fn serve(addr: String, keep_last: bool) -> std::io::Result<()> {
         let (tcp, _) = listener.accept().await?;
         let _ = tcp.set_nodelay(true);
         let config = config.clone();
+        let hub = hub.clone();
         tokio::spawn(async move {
             // Boxed: the handshake state (about 1.4 KB) lives on the heap
             // only while the handshake runs, so the task that stays alive
@@ -64,6 +70,15 @@ async fn serve(addr: String, keep_last: bool) -> std::io::Result<()> {
             let Ok((mut conn, _)) = Box::pin(Conn::accept(tcp, &config)).await else {
                 return;
             };
+            if let Some(hub) = hub {
+                let (mut read, write) = conn.split();
+                let reg = hub.register(write, "bench", Default::default());
+                if hub.join(reg.id(), "bench").await.is_err() {
+                    return;
+                }
+                while let Ok(Some(_)) = read.read_message().await {}
+                return;
+            }
             if keep_last {
                 // The clone shares the payload: keeping it keeps alive
                 // exactly what the received message references.
