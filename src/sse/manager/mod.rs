@@ -10,33 +10,9 @@
 //!   or one `reset` event when the store cannot catch it up.
 //! - [`Handler`] serves one HTTP request end to end.
 //!
-//! # The wire
 //!
-//! Every event has `id: <epoch hex>-<offset>` (the [`Position`] wire form,
-//! e.g. `id: 18c2f3a9-42`); ids of one channel increase in offset within
-//! an epoch. A new epoch means a new history (the store lost the old one):
-//! a client resuming from an old epoch gets a reset.
-//!
-//! ```text
-//! event: reset
-//! id: 18c2f3a9-42
-//! data: {"reason":"evicted","top":"18c2f3a9-42"}
-//! ```
-//!
-//! `reason` is one of `epoch-changed`, `evicted`, `over-limit` (more was
-//! missed than `replay_limit`), `ahead`, `invalid-id`, `lost` (the bus lost
-//! live events the store could not fill in); see [`ResetReason`]. The id is
-//! the channel's top, so the browser's next reconnect resumes from there.
-//! A `drop_on_backpressure` client is told `event: dropped` with
-//! `data: {"missed":N}` (no id). In a browser:
-//! `es.addEventListener("reset", e => reload())`.
-//!
-//! # Ordering
-//!
-//! A node's publishes to one channel are serialized (store append, then
-//! bus publish) so that the in-process stack delivers in position order;
-//! each channel's dispatcher also drops duplicates and fetches holes from
-//! the store, so a subscriber sees increasing ids with no repeats.
+//! The wire form of ids and of the `reset` and `dropped` events, and the
+//! ordering rules: see [`Manager`].
 
 mod dispatch;
 mod encode;
@@ -331,9 +307,37 @@ struct Inner<St, B> {
 }
 
 /// Channels of server-sent events with replay, limits and a slow-client
-/// policy (see the [module docs](self) for the wire and the ordering).
+/// policy. Cheap to clone (one `Arc`); clones share everything.
 ///
-/// Cheap to clone (one `Arc`); clones share everything.
+/// # The wire
+///
+/// Every event has `id: <epoch hex>-<offset>` (the [`Position`] wire form,
+/// e.g. `id: 18c2f3a9-42`); ids of one channel increase in offset within
+/// an epoch. A new epoch means a new history (the store lost the old one):
+/// a client resuming from an old epoch gets a reset.
+///
+/// ```text
+/// event: reset
+/// id: 18c2f3a9-42
+/// data: {"reason":"evicted","top":"18c2f3a9-42"}
+/// ```
+///
+/// `reason` is one of `epoch-changed`, `evicted`, `over-limit` (more was
+/// missed than `replay_limit`), `ahead`, `invalid-id`, `lost` (the bus lost
+/// live events the store could not fill in); see [`ResetReason`]. The id is
+/// the channel's top, so the browser's next reconnect resumes from there.
+/// A `drop_on_backpressure` client is told `event: dropped` with
+/// `data: {"missed":N}` (no id). In a browser:
+/// `es.addEventListener("reset", e => reload())`.
+///
+/// # Ordering
+///
+/// A node's publishes to one channel are serialized (store append, then
+/// bus publish) so that the in-process stack delivers in position order;
+/// each channel's dispatcher also drops duplicates and fetches holes from
+/// the store, so a subscriber sees increasing ids with no repeats.
+///
+/// # Example
 ///
 /// ```
 /// use rtwire::pubsub::{ChannelName, PublishRequest};
