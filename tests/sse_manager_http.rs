@@ -248,21 +248,28 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_every_event() {
         let mut es = EventSource::tcp(addr, "/events?channel=c", ClientConfig::new());
         let big = "x".repeat(16 * 1024);
         let n = 2_000;
+        // The reader keeps up by construction: the publisher stays at most
+        // 8 events (half its queue) ahead of what it has read, however the
+        // machine schedules them. The stalled client never reads.
+        let (seen_tx, mut seen) = tokio::sync::watch::channel(0usize);
         let publisher = tokio::spawn({
             let m = m.clone();
             async move {
                 connected(&m, 2).await;
                 for i in 0..n {
+                    seen.wait_for(|&s| s + 8 >= i).await.unwrap();
                     publish(&m, &format!("{i} {big}")).await;
-                    if i % 16 == 0 {
-                        tokio::task::yield_now().await;
-                    }
                 }
             }
         });
         for i in 0..n {
             let ev = es.next().await.unwrap();
-            assert!(ev.data().starts_with(&format!("{i} ")), "event {i}");
+            assert!(
+                ev.data().starts_with(&format!("{i} ")),
+                "event {i}: {}",
+                ev.event_type()
+            );
+            seen_tx.send_replace(i + 1);
         }
         publisher.await.unwrap();
         assert_eq!(m.stats().slow_disconnects, 1, "{:?}", m.stats());
