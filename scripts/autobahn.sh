@@ -34,7 +34,7 @@ wait_port() { # wait until 127.0.0.1:$1 accepts connections
 }
 
 # --- server under test ---
-target/release/examples/echo_server "127.0.0.1:$SERVER_PORT" > "$OUTDIR.server.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}"/release/examples/echo_server "127.0.0.1:$SERVER_PORT" > "$OUTDIR.server.log" 2>&1 &
 pids+=($!)
 wait_port "$SERVER_PORT"
 mkdir -p "$OUTDIR/server" "$OUTDIR/client"
@@ -45,7 +45,7 @@ OUTDIR="$OUTDIR/server" AGENT=rtwire-server TIMEOUT=900 bash "$RUNSH" server "12
 OUTDIR="$OUTDIR/client" AGENT=rtwire-client bash "$RUNSH" client "$CLIENT_PORT" > "$OUTDIR/client.txt" 2>&1 &
 pids+=($!)
 wait_port "$CLIENT_PORT"
-timeout 900 target/release/examples/echo_client "ws://127.0.0.1:$CLIENT_PORT" rtwire-client
+timeout 900 "${CARGO_TARGET_DIR:-target}"/release/examples/echo_client "ws://127.0.0.1:$CLIENT_PORT" rtwire-client
 
 python3 - "$OUTDIR" <<'PY'
 import json, sys, os
