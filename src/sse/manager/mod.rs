@@ -14,10 +14,13 @@
 //! The wire form of ids and of the `reset` and `dropped` events, and the
 //! ordering rules: see [`Manager`].
 
+mod config;
 mod dispatch;
 mod encode;
+mod error;
 mod handler;
 mod registry;
+mod request;
 mod stats;
 mod subscriber;
 
@@ -25,12 +28,14 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub use config::ManagerConfig;
 pub use encode::{EventKind, ManagedEvent, ResetReason, DROPPED_EVENT, RESET_EVENT};
+pub use error::ManagerError;
 pub use handler::{AuthorizeSubscribe, Handler, HandlerConfig};
+pub use request::SubscribeRequest;
 pub use stats::Stats;
 pub use subscriber::{CloseReason, Subscriber};
 
@@ -38,7 +43,6 @@ use crate::pubsub::{
     Bus, ChannelName, MemoryBus, MemoryConfig, MemoryStore, Position, PubSubError, Publication,
     PublishRequest, Since, Store,
 };
-use crate::upgrade::Rejection;
 use dispatch::Dispatcher;
 use registry::Registry;
 use stats::Counters;
@@ -46,250 +50,6 @@ use subscriber::Shared;
 
 /// Stripes of the per-channel publish lock.
 const PUBLISH_STRIPES: usize = 64;
-
-/// The manager's settings.
-///
-/// | field | default | |
-/// |---|---|---|
-/// | `instance_id` | `rtwire-<pid>-<random>` | names this node (generated client ids start with it) |
-/// | `max_connections` | 10,000 | local subscribers at once; more get [`ManagerError::TooManyConnections`] (503) |
-/// | `client_buffer` | 256 events | each subscriber's queue |
-/// | `replay_limit` | 1,000 events | the most a resume replays; more missed is a `reset` |
-/// | `drop_on_backpressure` | `false` | full queue: disconnect (`false`) or drop and tell (`true`) |
-/// | `heartbeat_interval` | 15 s | keepalive comment on an idle stream ([`Handler`]) |
-/// | `default_retry` | 3,000 ms | `retry:` sent at the start of a stream ([`Handler`]) |
-/// | `shutdown_timeout` | 10 s | how long [`Manager::close`] waits for streams to end |
-///
-/// ```
-/// use rtwire::sse::ManagerConfig;
-/// let config = ManagerConfig::new()
-///     .instance_id("node-a")
-///     .client_buffer(64)
-///     .drop_on_backpressure(true);
-/// assert_eq!(config.max_connections, 10_000);
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ManagerConfig {
-    /// This node's name.
-    pub instance_id: String,
-    /// Local subscribers at once.
-    pub max_connections: usize,
-    /// Events each subscriber's queue holds.
-    pub client_buffer: usize,
-    /// The most events one resume replays.
-    pub replay_limit: usize,
-    /// Full queue: drop events for that client and tell it (`true`), or
-    /// disconnect it so it resumes from the store (`false`).
-    pub drop_on_backpressure: bool,
-    /// Keepalive comment interval of the [`Handler`]'s streams.
-    pub heartbeat_interval: Option<Duration>,
-    /// `retry:` (milliseconds) the [`Handler`] sends first.
-    pub default_retry: Option<u64>,
-    /// How long [`Manager::close`] waits for the handler's streams to end.
-    pub shutdown_timeout: Duration,
-}
-
-impl Default for ManagerConfig {
-    fn default() -> Self {
-        ManagerConfig {
-            instance_id: default_instance_id(),
-            max_connections: 10_000,
-            client_buffer: 256,
-            replay_limit: 1_000,
-            drop_on_backpressure: false,
-            heartbeat_interval: Some(Duration::from_secs(15)),
-            default_retry: Some(3_000),
-            shutdown_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-fn default_instance_id() -> String {
-    let r: u32 = rand::random();
-    format!("rtwire-{}-{r:08x}", std::process::id())
-}
-
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {$(
-        $(#[$doc])*
-        pub fn $name(mut self, v: $ty) -> Self {
-            self.$name = v;
-            self
-        }
-    )*};
-}
-
-impl ManagerConfig {
-    /// The defaults (see the table above).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets `instance_id`.
-    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
-        self.instance_id = id.into();
-        self
-    }
-
-    setters! {
-        /// Sets `max_connections`.
-        max_connections: usize,
-        /// Sets `client_buffer` (at least 1).
-        client_buffer: usize,
-        /// Sets `replay_limit`.
-        replay_limit: usize,
-        /// Sets `drop_on_backpressure`.
-        drop_on_backpressure: bool,
-        /// Sets `heartbeat_interval` (`None`: none).
-        heartbeat_interval: Option<Duration>,
-        /// Sets `default_retry` (`None`: none).
-        default_retry: Option<u64>,
-        /// Sets `shutdown_timeout`.
-        shutdown_timeout: Duration,
-    }
-}
-
-/// What a client subscribes to.
-///
-/// ```
-/// use rtwire::sse::SubscribeRequest;
-/// let req = SubscribeRequest::new("news").tenant("acme").last_event_id("1-41");
-/// assert_eq!(req.channel, "news");
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SubscribeRequest {
-    /// The client's id (`None`: generated). A second subscriber with the
-    /// same id replaces the first, which is disconnected (a browser that
-    /// reconnects before the server noticed it left).
-    pub client_id: Option<String>,
-    /// The channel name (see [`ChannelName`]).
-    pub channel: String,
-    /// Routing key: also receive events for this tenant.
-    pub tenant: Option<String>,
-    /// Routing key: also receive events for this subject.
-    pub subject: Option<String>,
-    /// Resume after this id.
-    pub last_event_id: Option<String>,
-}
-
-impl SubscribeRequest {
-    /// A request for `channel`.
-    pub fn new(channel: impl Into<String>) -> Self {
-        SubscribeRequest {
-            channel: channel.into(),
-            ..Self::default()
-        }
-    }
-
-    /// Sets the client id.
-    pub fn client_id(mut self, id: impl Into<String>) -> Self {
-        self.client_id = Some(id.into());
-        self
-    }
-
-    /// Sets the tenant.
-    pub fn tenant(mut self, t: impl Into<String>) -> Self {
-        self.tenant = Some(t.into());
-        self
-    }
-
-    /// Sets the subject.
-    pub fn subject(mut self, s: impl Into<String>) -> Self {
-        self.subject = Some(s.into());
-        self
-    }
-
-    /// Sets the last event id.
-    pub fn last_event_id(mut self, id: impl Into<String>) -> Self {
-        self.last_event_id = Some(id.into());
-        self
-    }
-}
-
-/// Why the manager refused.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ManagerError {
-    /// `max_connections` subscribers are connected (HTTP 503, `Retry-After`).
-    TooManyConnections {
-        /// The limit.
-        limit: usize,
-    },
-    /// The channel name is invalid (400).
-    InvalidChannel(String),
-    /// The event data is not UTF-8 (SSE is text) (400).
-    InvalidData,
-    /// The manager is closed (503).
-    Closed,
-    /// The store or bus failed (503); a failed publish stored nothing
-    /// unless the error came from the bus (then it is stored and a retry
-    /// with the same idempotency key does not store it twice).
-    PubSub(PubSubError),
-}
-
-impl ManagerError {
-    /// Whether trying again later (or on another node) may succeed: the
-    /// manager is closed, or the backend failed. Not the limit: a full
-    /// node answers 503.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ManagerError::Closed => true,
-            ManagerError::PubSub(e) => !matches!(
-                e,
-                PubSubError::InvalidChannel(_) | PubSubError::InvalidField(_)
-            ),
-            _ => false,
-        }
-    }
-
-    /// The HTTP refusal for this error.
-    pub fn rejection(&self) -> Rejection {
-        match self {
-            ManagerError::TooManyConnections { .. } | ManagerError::Closed => {
-                Rejection::unavailable(1)
-            }
-            ManagerError::InvalidChannel(why) => {
-                Rejection::bad_request(format!("invalid channel: {why}"))
-            }
-            ManagerError::InvalidData => Rejection::bad_request("event data is not UTF-8"),
-            ManagerError::PubSub(PubSubError::InvalidChannel(why)) => {
-                Rejection::bad_request(format!("invalid channel: {why}"))
-            }
-            ManagerError::PubSub(PubSubError::InvalidField(f)) => {
-                Rejection::bad_request(format!("invalid {f}"))
-            }
-            ManagerError::PubSub(_) => Rejection::unavailable(1),
-        }
-    }
-}
-
-impl fmt::Display for ManagerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ManagerError::TooManyConnections { limit } => {
-                write!(f, "too many SSE connections (limit {limit})")
-            }
-            ManagerError::InvalidChannel(why) => write!(f, "invalid channel: {why}"),
-            ManagerError::InvalidData => f.write_str("event data is not UTF-8"),
-            ManagerError::Closed => f.write_str("the SSE manager is closed"),
-            ManagerError::PubSub(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for ManagerError {}
-
-impl From<PubSubError> for ManagerError {
-    fn from(e: PubSubError) -> Self {
-        match e {
-            PubSubError::InvalidChannel(why) => ManagerError::InvalidChannel(why),
-            PubSubError::Closed => ManagerError::Closed,
-            e => ManagerError::PubSub(e),
-        }
-    }
-}
 
 struct Inner<St, B> {
     config: ManagerConfig,
