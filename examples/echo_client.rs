@@ -1,8 +1,12 @@
 //! Autobahn fuzzingserver client: runs every case against rtwire's client.
 //!
 //! ```text
-//! cargo run --release --example echo_client -- ws://127.0.0.1:9010 AGENT_NAME
+//! cargo run --release --example echo_client -- ws://127.0.0.1:9010 AGENT_NAME [--deflate]
 //! ```
+//!
+//! `--deflate` (feature `deflate`) offers permessage-deflate with context
+//! takeover allowed both ways and compresses every message (threshold 0),
+//! so the fuzzingserver's 12.* and 13.* cases choose the parameters.
 //!
 //! 1. `/getCaseCount` sends the number of cases N;
 //! 2. for each case, `/runCase?case=i&agent=AGENT` and echo every message
@@ -31,10 +35,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let base = args.next().unwrap_or_else(|| "ws://127.0.0.1:9010".into());
     let agent = args.next().unwrap_or_else(|| "rtwire".into());
-    let config = Config::builder()
+    let deflate = args.next().is_some_and(|a| a == "--deflate");
+    #[allow(unused_mut)]
+    let mut builder = Config::builder()
         .max_frame_size(64 << 20)
-        .max_message_size(64 << 20)
-        .build();
+        .max_message_size(64 << 20);
+    if deflate {
+        #[cfg(feature = "deflate")]
+        {
+            let mut d = rtwire::ws::DeflateConfig::default().threshold(0);
+            // Let the server pick: offer no constraint at all.
+            d.server_no_context_takeover = false;
+            d.client_no_context_takeover = false;
+            builder = builder.deflate(d);
+        }
+        #[cfg(not(feature = "deflate"))]
+        return Err("--deflate needs the `deflate` feature".into());
+    }
+    let config = builder.build();
 
     let mut conn = open(&base, "/getCaseCount", &config).await?;
     let count: usize = match conn.read_message().await? {

@@ -2,7 +2,13 @@
 //!
 //! ```text
 //! cargo run --release --example echo_server -- 127.0.0.1:9001 [--threads N] [--keep-last]
+//! cargo run --release --features deflate --example echo_server -- 127.0.0.1:9001 --deflate [context]
 //! ```
+//!
+//! `--deflate` accepts permessage-deflate with the defaults (no context
+//! takeover), compressing every message (threshold 0, as Autobahn's 12.*
+//! and 13.* want something to check); `--deflate context` with context
+//! takeover both ways at window bits 15.
 //!
 //! Accepts upgrades on any path, echoes every message with the same type,
 //! sets `TCP_NODELAY`, and runs on a single-threaded runtime unless
@@ -22,6 +28,7 @@ fn main() -> std::io::Result<()> {
     let mut threads = 1usize;
     let mut keep_last = false;
     let mut hub = false;
+    let mut deflate: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -30,6 +37,8 @@ fn main() -> std::io::Result<()> {
             // Each connection registered in one hub and in its room
             // "bench" (no echo): memory per idle hub member.
             "--hub" => hub = true,
+            "--deflate" => deflate = Some(String::new()),
+            "context" if deflate.is_some() => deflate = Some(a),
             _ => addr = a,
         }
     }
@@ -43,20 +52,42 @@ fn main() -> std::io::Result<()> {
             .enable_all()
             .build()?
     };
-    rt.block_on(serve(addr, keep_last, hub))
+    rt.block_on(serve(addr, keep_last, hub, deflate))
 }
 
-async fn serve(addr: String, keep_last: bool, hub: bool) -> std::io::Result<()> {
+async fn serve(
+    addr: String,
+    keep_last: bool,
+    hub: bool,
+    deflate: Option<String>,
+) -> std::io::Result<()> {
     let hub = hub.then(|| rtwire::hub::Hub::new(rtwire::hub::HubConfig::default()));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("echo_server listening on ws://{}", listener.local_addr()?);
     // Large enough for Autobahn 9.* (16 MiB messages) and the /echo contract.
-    let config = std::sync::Arc::new(
-        Config::builder()
-            .max_frame_size(64 << 20)
-            .max_message_size(64 << 20)
-            .build(),
-    );
+    #[allow(unused_mut)]
+    let mut builder = Config::builder()
+        .max_frame_size(64 << 20)
+        .max_message_size(64 << 20);
+    if let Some(mode) = deflate {
+        #[cfg(feature = "deflate")]
+        {
+            use rtwire::ws::DeflateConfig;
+            let d = if mode == "context" {
+                DeflateConfig::context_takeover(15)
+            } else {
+                DeflateConfig::default()
+            };
+            builder = builder.deflate(d.threshold(0));
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            let _ = mode;
+            eprintln!("--deflate needs the `deflate` feature");
+            std::process::exit(2);
+        }
+    }
+    let config = std::sync::Arc::new(builder.build());
     loop {
         let (tcp, _) = listener.accept().await?;
         let _ = tcp.set_nodelay(true);

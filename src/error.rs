@@ -67,6 +67,9 @@ pub enum ProtocolError {
     },
     /// A data frame after the peer's close frame. 1002.
     DataAfterClose,
+    /// A compressed message (permessage-deflate) that does not inflate.
+    /// 1007.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
@@ -79,7 +82,9 @@ impl ProtocolError {
     /// ```
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             ProtocolError::FrameTooLarge { .. }
             | ProtocolError::MessageTooLarge { .. }
             | ProtocolError::TooManyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
@@ -114,6 +119,7 @@ impl fmt::Display for ProtocolError {
                 write!(f, "message has more than {max} fragments")
             }
             ProtocolError::DataAfterClose => f.write_str("data frame after close"),
+            ProtocolError::InvalidCompressedData => f.write_str("invalid compressed data"),
         }
     }
 }

@@ -40,6 +40,7 @@ pub struct Keepalive {
 /// | `auto_pong` | on |
 /// | `keepalive` | off |
 /// | `vectored_threshold` | 4 KiB |
+/// | `deflate` (feature `deflate`) | off |
 ///
 /// ```
 /// use std::time::Duration;
@@ -83,6 +84,11 @@ pub struct Config {
     pub client_subprotocols: Vec<String>,
     /// Client side: extra request headers.
     pub client_headers: Vec<(String, String)>,
+    /// permessage-deflate (RFC 7692): `None` is off; `Some` makes a server
+    /// accept an acceptable offer and a client offer it. See
+    /// [`deflate`](crate::ws::deflate).
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::ws::deflate::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -100,6 +106,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             client_subprotocols: Vec::new(),
             client_headers: Vec::new(),
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -203,6 +211,12 @@ impl ConfigBuilder {
     /// Client: an extra request header.
     pub fn client_header(mut self, name: &str, value: &str) -> Self {
         self.0.client_headers.push((name.into(), value.into()));
+        self
+    }
+    /// Turns on permessage-deflate with `config` (feature `deflate`).
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, config: crate::ws::deflate::DeflateConfig) -> Self {
+        self.0.deflate = Some(config);
         self
     }
     /// The finished configuration.

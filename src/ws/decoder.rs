@@ -24,6 +24,9 @@ struct Current {
 #[derive(Debug, Clone, Copy)]
 struct Message {
     text: bool,
+    /// RSV1 on its first frame: compressed (permessage-deflate); its text
+    /// is validated after inflating, not here.
+    compressed: bool,
     len: u64,
     fragments: usize,
 }
@@ -56,6 +59,8 @@ pub struct Decoder {
     role: Role,
     limits: Limits,
     allowed_rsv: u8,
+    /// permessage-deflate is negotiated: RSV1 marks compressed messages.
+    per_message_deflate: bool,
     current: Option<Current>,
     message: Option<Message>,
     utf8: Utf8Validator,
@@ -69,6 +74,7 @@ impl Decoder {
             role,
             limits,
             allowed_rsv: 0,
+            per_message_deflate: false,
             current: None,
             message: None,
             utf8: Utf8Validator::new(),
@@ -80,6 +86,16 @@ impl Decoder {
     /// extension uses. By default none are allowed.
     pub fn set_allowed_rsv(&mut self, rsv: u8) {
         self.allowed_rsv = rsv & 0x7;
+    }
+
+    /// permessage-deflate (RFC 7692) was negotiated: RSV1 is allowed on the
+    /// first frame of a data message, where it marks the message as
+    /// compressed, and nowhere else (control frames and continuations with
+    /// RSV1 fail with [`ProtocolError::ReservedBits`]). Text of a compressed
+    /// message is not UTF-8 checked here (its payload is deflate data): the
+    /// caller validates it after inflating.
+    pub fn set_per_message_deflate(&mut self, on: bool) {
+        self.per_message_deflate = on;
     }
 
     /// The role.
@@ -129,7 +145,11 @@ impl Decoder {
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
-        if header.rsv & !self.allowed_rsv != 0 {
+        let compressed_bit = self.per_message_deflate
+            && header.rsv & 0b100 != 0
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        let rsv = if compressed_bit { header.rsv & !0b100 } else { header.rsv };
+        if rsv & !self.allowed_rsv != 0 {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }
         if header.payload_len > self.limits.max_frame_size as u64 {
@@ -155,7 +175,7 @@ impl Decoder {
                         max: self.limits.max_fragments,
                     });
                 }
-                m.text
+                m.text && !m.compressed
             }
             OpCode::Text | OpCode::Binary => {
                 if self.message.is_some() {
@@ -169,10 +189,11 @@ impl Decoder {
                 let text = header.opcode == OpCode::Text;
                 self.message = Some(Message {
                     text,
+                    compressed: compressed_bit,
                     len: header.payload_len,
                     fragments: 1,
                 });
-                text
+                text && !compressed_bit
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => false,
         };

@@ -11,6 +11,8 @@ mod close;
 mod config;
 mod conn;
 mod decoder;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 mod encoder;
 mod frame;
 pub mod handshake;
@@ -24,6 +26,8 @@ pub use close::{close_payload, parse_close_payload, CloseCode, CloseFrame};
 pub use config::{Config, ConfigBuilder, Keepalive};
 pub use conn::{read_request_head, reject, Conn, HeadAndRest, ReadHalf, ReuniteError, WriteHalf};
 pub use decoder::Decoder;
+#[cfg(feature = "deflate")]
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use encoder::Encoder;
 pub use frame::{Frame, FrameHeader, OpCode, MAX_HEADER_LEN};
 pub use limits::Limits;

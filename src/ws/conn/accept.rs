@@ -80,7 +80,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         deadline: Option<Instant>,
     ) -> Result<(Self, Accepted), Error> {
         match handshake::accept(head, &config.server) {
-            Ok(accepted) => {
+            #[allow(unused_mut)]
+            Ok(mut accepted) => {
+                #[cfg(feature = "deflate")]
+                if let Some(d) = &config.deflate {
+                    accepted.negotiate_deflate(d);
+                }
                 let mut out = BytesMut::with_capacity(256);
                 accepted.write_response(&mut out);
                 until(deadline, async {
@@ -88,10 +93,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     stream.flush().await
                 })
                 .await??;
-                Ok((
-                    Self::from_upgraded(stream, Role::Server, config, leftover),
-                    accepted,
-                ))
+                let conn = Self::from_upgraded(stream, Role::Server, config, leftover);
+                #[cfg(feature = "deflate")]
+                let conn = match accepted.deflate {
+                    Some(p) => conn.with_deflate(p),
+                    None => conn,
+                };
+                Ok((conn, accepted))
             }
             Err(e) => {
                 let _ = until(deadline, reject(&mut stream, &e)).await;

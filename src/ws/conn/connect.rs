@@ -31,11 +31,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 .iter()
                 .map(|s| s.as_str())
                 .collect();
-            let headers: Vec<(&str, &str)> = config
+            #[allow(unused_mut)]
+            let mut headers: Vec<(&str, &str)> = config
                 .client_headers
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
+            #[cfg(feature = "deflate")]
+            let offer = config.deflate.as_ref().map(crate::ws::deflate::client_offer);
+            #[cfg(feature = "deflate")]
+            if let Some(o) = &offer {
+                headers.push(("Sec-WebSocket-Extensions", o));
+            }
             let hs = ClientHandshake::new(host, &path, &protos, &headers, &mut out)?;
             stream.write_all(&out).await?;
             stream.flush().await?;
@@ -52,19 +59,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
                 }
             };
-            hs.validate(&resp)?;
-            Ok((resp, buf))
+            #[cfg(feature = "deflate")]
+            let params = match &config.deflate {
+                Some(d) => hs.validate_with_deflate(&resp, d)?.1,
+                None => {
+                    hs.validate(&resp)?;
+                    None
+                }
+            };
+            #[cfg(not(feature = "deflate"))]
+            let params = {
+                hs.validate(&resp)?;
+                None::<()>
+            };
+            Ok((resp, buf, params))
         };
-        let (resp, leftover) = match config.handshake_timeout {
+        let (resp, leftover, _params) = match config.handshake_timeout {
             Some(t) => tokio::time::timeout(t, fut)
                 .await
                 .map_err(|_| Error::Handshake(HandshakeError::Timeout))??,
             None => fut.await?,
         };
-        Ok((
-            Self::from_upgraded(stream, Role::Client, config, leftover),
-            resp,
-        ))
+        let conn = Self::from_upgraded(stream, Role::Client, config, leftover);
+        #[cfg(feature = "deflate")]
+        let conn = match _params {
+            Some(p) => conn.with_deflate(p),
+            None => conn,
+        };
+        Ok((conn, resp))
     }
 }
 

@@ -13,6 +13,8 @@ mod accept;
 mod assemble;
 mod connect;
 mod deadline;
+#[cfg(feature = "deflate")]
+mod inflate;
 mod read_buf;
 mod reader;
 mod split;
@@ -146,6 +148,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             reader: Reader::new(decoder, leftover, config),
             tx,
         }
+    }
+
+    /// Turns on permessage-deflate with the parameters both ends agreed on
+    /// (for a connection whose handshake was done elsewhere, e.g. by an
+    /// HTTP server, with [`deflate::server_negotiate`](crate::ws::deflate::server_negotiate)).
+    /// Call it before any frame is read or written. [`Conn::accept`] and
+    /// [`Conn::connect`] do this themselves when `Config::deflate` is set.
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(mut self, params: crate::ws::deflate::DeflateParams) -> Self {
+        self.reader.set_deflate(&params);
+        self.tx.set_deflate(&params);
+        self
+    }
+
+    /// The permessage-deflate parameters in force, if it was negotiated.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<&crate::ws::deflate::DeflateParams> {
+        self.tx.deflate_params()
     }
 
     fn wire(&mut self) -> (&mut Reader, ConnWire<'_, S>) {

@@ -119,6 +119,9 @@ pub(crate) struct Reader {
     raw_open: bool,
     /// The deadline of the closing handshake, once one started.
     close_by: Option<Instant>,
+    /// permessage-deflate, when negotiated.
+    #[cfg(feature = "deflate")]
+    inflate: Option<Box<super::inflate::InflateState>>,
 }
 
 impl Reader {
@@ -146,7 +149,18 @@ impl Reader {
             asm: Assembler::default(),
             raw_open: false,
             close_by: None,
+            #[cfg(feature = "deflate")]
+            inflate: None,
         }
+    }
+
+    /// Turns on inflating of compressed messages (before any frame is read).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn set_deflate(&mut self, params: &crate::ws::deflate::DeflateParams) {
+        self.decoder.set_per_message_deflate(true);
+        self.inflate = Some(Box::new(super::inflate::InflateState::new(
+            params, self.role,
+        )));
     }
 
     /// Whether the connection is finished.
@@ -233,6 +247,16 @@ impl Reader {
             match self.decoder.decode(&mut self.recv.buf) {
                 Ok(Some(mut frame)) => {
                     self.recv.release_if_empty();
+                    #[cfg(feature = "deflate")]
+                    if let Some(inf) = self.inflate.as_deref_mut() {
+                        let max = self.decoder.limits().max_message_size;
+                        if let Err(e) = inf.frame(&mut frame, max) {
+                            let close = Frame::close(e.close_code(), &e.to_string());
+                            w.queue(|q| q.push_close(&close));
+                            self.start_closing(Outcome::Protocol(e));
+                            continue;
+                        }
+                    }
                     if !frame.payload.is_empty() && frame.payload.len() < COPY_BELOW {
                         // Small payloads get their own allocation so one
                         // the application keeps pins nothing else.

@@ -57,6 +57,19 @@ pub(crate) struct WriteQueue {
     /// read side pauses above the high-water mark; the application's own
     /// writes are bounded by its feeds, not by this.
     reply_bytes: usize,
+    /// permessage-deflate, when negotiated.
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<DeflateOut>>,
+}
+
+/// The write side of permessage-deflate.
+#[cfg(feature = "deflate")]
+#[derive(Debug)]
+struct DeflateOut {
+    params: crate::ws::deflate::DeflateParams,
+    deflater: crate::ws::deflate::Deflater,
+    /// The data message being queued is compressed (its continuations are).
+    compressing: bool,
 }
 
 impl WriteQueue {
@@ -78,7 +91,38 @@ impl WriteQueue {
             in_message: false,
             deferred: None,
             reply_bytes: 0,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
+    }
+
+    /// Compresses data messages from now on, per `params`.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn set_deflate(&mut self, params: &crate::ws::deflate::DeflateParams) {
+        let (no_context, bits) = params.ours(self.encoder.role());
+        self.deflate = Some(Box::new(DeflateOut {
+            params: *params,
+            deflater: crate::ws::deflate::Deflater::new(
+                no_context,
+                bits,
+                params.level,
+                params.threshold,
+            ),
+            compressing: false,
+        }));
+    }
+
+    /// The negotiated permessage-deflate parameters.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn deflate_params(&self) -> Option<&crate::ws::deflate::DeflateParams> {
+        self.deflate.as_deref().map(|d| &d.params)
+    }
+
+    /// The window bits a shared compressed encoding must use to fit this
+    /// connection, when one fits it (no context takeover on our side).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn shared_deflate_window(&self) -> Option<u8> {
+        self.deflate.as_deref()?.deflater.shared_window()
     }
 
     /// Coalesces everything (for streams that cannot write vectored).
@@ -148,7 +192,40 @@ impl WriteQueue {
             OpCode::Ping | OpCode::Pong => {}
             OpCode::Text | OpCode::Binary | OpCode::Continuation => self.in_message = !frame.fin,
         }
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_deref_mut() {
+            let compress = match frame.opcode {
+                OpCode::Text | OpCode::Binary => {
+                    // A fragmented message is compressed whatever its
+                    // first fragment's size: its total is unknown.
+                    d.compressing = !frame.fin || frame.payload.len() >= d.deflater.threshold;
+                    d.compressing
+                }
+                OpCode::Continuation => d.compressing,
+                _ => false,
+            };
+            if compress {
+                let mut z = Vec::with_capacity(frame.payload.len() / 2 + 64);
+                d.deflater.compress(&frame.payload, frame.fin, &mut z);
+                let rsv = if frame.opcode == OpCode::Continuation { 0 } else { 0b100 };
+                let f = Frame {
+                    fin: frame.fin,
+                    rsv,
+                    opcode: frame.opcode,
+                    payload: Bytes::from(z),
+                };
+                self.push(&f);
+                self.push_deferred();
+                return;
+            }
+        }
         self.push(frame);
+        self.push_deferred();
+    }
+
+    /// Queues a keepalive message held back for the end of a fragmented
+    /// message, once it ended.
+    fn push_deferred(&mut self) {
         if !self.in_message {
             if let Some(d) = self.deferred.take() {
                 self.push(&d);

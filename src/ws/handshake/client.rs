@@ -91,6 +91,41 @@ impl ClientHandshake {
     /// offered, and no extension (none is offered). Returns the selected
     /// subprotocol.
     pub fn validate(&self, resp: &ResponseHead) -> Result<Option<String>, HandshakeError> {
+        self.check(resp, false)
+    }
+
+    /// [`validate`](Self::validate) for a request that offered
+    /// permessage-deflate from `config` (see
+    /// [`deflate::client_offer`](crate::ws::deflate::client_offer)): the
+    /// answer may select it, and is checked per RFC 7692 §7.1. Returns the
+    /// subprotocol and the agreed parameters (`None`: declined).
+    #[cfg(feature = "deflate")]
+    pub fn validate_with_deflate(
+        &self,
+        resp: &ResponseHead,
+        config: &crate::ws::deflate::DeflateConfig,
+    ) -> Result<(Option<String>, Option<crate::ws::deflate::DeflateParams>), HandshakeError> {
+        let protocol = self.check(resp, true)?;
+        let mut elements = Vec::new();
+        for v in resp.headers_named("sec-websocket-extensions") {
+            match crate::ws::deflate::parse_extensions(v) {
+                Some(e) => elements.extend(e),
+                None => {
+                    return Err(HandshakeError::ExtensionNotOffered(
+                        String::from_utf8_lossy(v).into_owned(),
+                    ))
+                }
+            }
+        }
+        let params = crate::ws::deflate::validate_response(&elements, config)?;
+        Ok((protocol, params))
+    }
+
+    fn check(
+        &self,
+        resp: &ResponseHead,
+        extensions_offered: bool,
+    ) -> Result<Option<String>, HandshakeError> {
         if resp.status() != 101 {
             return Err(HandshakeError::UnexpectedStatus(resp.status()));
         }
@@ -119,6 +154,7 @@ impl ClientHandshake {
         // offer none, so any non-empty value is a selection we refuse.
         if let Some(ext) = resp
             .headers_named("sec-websocket-extensions")
+            .filter(|_| !extensions_offered)
             .map(trim)
             .find(|e| !e.is_empty())
         {

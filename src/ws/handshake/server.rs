@@ -129,6 +129,10 @@ pub struct Accepted {
     pub subprotocol: Option<String>,
     /// Topics from the query (empty without a topics config).
     pub topics: Vec<String>,
+    /// permessage-deflate as agreed (set by
+    /// [`negotiate_deflate`](Self::negotiate_deflate); answered in the 101).
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::ws::deflate::DeflateParams>,
     accept: [u8; 28],
 }
 
@@ -138,13 +142,33 @@ impl Accepted {
         std::str::from_utf8(&self.accept).unwrap_or("")
     }
 
+    /// Chooses the first acceptable permessage-deflate offer of the
+    /// request for `config` (RFC 7692 §7.1) and records it in
+    /// [`deflate`](Self::deflate), so the 101 answers it. A malformed
+    /// `Sec-WebSocket-Extensions` header is ignored (no deflate).
+    #[cfg(feature = "deflate")]
+    pub fn negotiate_deflate(&mut self, config: &crate::ws::deflate::DeflateConfig) {
+        let mut offers = Vec::new();
+        for v in self.head.headers_named("sec-websocket-extensions") {
+            match crate::ws::deflate::parse_extensions(v) {
+                Some(e) => offers.extend(e),
+                None => return,
+            }
+        }
+        self.deflate = crate::ws::deflate::server_negotiate(&offers, config);
+    }
+
     /// Appends the `101 Switching Protocols` response to `buf`.
     pub fn write_response(&self, buf: &mut BytesMut) {
-        write_101(buf, &self.accept, self.subprotocol.as_deref());
+        #[cfg(feature = "deflate")]
+        let ext = self.deflate.map(|p| p.response_header());
+        #[cfg(not(feature = "deflate"))]
+        let ext: Option<String> = None;
+        write_101(buf, &self.accept, self.subprotocol.as_deref(), ext.as_deref());
     }
 }
 
-fn write_101(buf: &mut BytesMut, accept: &[u8; 28], protocol: Option<&str>) {
+fn write_101(buf: &mut BytesMut, accept: &[u8; 28], protocol: Option<&str>, ext: Option<&str>) {
     buf.put_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
     );
@@ -153,6 +177,11 @@ fn write_101(buf: &mut BytesMut, accept: &[u8; 28], protocol: Option<&str>) {
     if let Some(p) = protocol {
         buf.put_slice(b"Sec-WebSocket-Protocol: ");
         buf.put_slice(p.as_bytes());
+        buf.put_slice(b"\r\n");
+    }
+    if let Some(e) = ext {
+        buf.put_slice(b"Sec-WebSocket-Extensions: ");
+        buf.put_slice(e.as_bytes());
         buf.put_slice(b"\r\n");
     }
     buf.put_slice(b"\r\n");
@@ -240,6 +269,8 @@ pub fn accept(head: RequestHead, config: &ServerConfig) -> Result<Accepted, Hand
         head,
         subprotocol,
         topics,
+        #[cfg(feature = "deflate")]
+        deflate: None,
         accept: key,
     })
 }
