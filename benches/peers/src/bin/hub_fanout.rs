@@ -33,6 +33,11 @@
 //! system, `getrusage`) and wall time from the first broadcast to `done`.
 //! Both processes run tokio's multi-thread runtime with 2 workers. No
 //! server sets `TCP_NODELAY` (rtwire's `Conn` does not either).
+//!
+//! The server also prints `window monotonic_ns=A..B` on stderr: the
+//! broadcast's span on CLOCK_MONOTONIC, the clock of
+//! `perf record -k CLOCK_MONOTONIC`, so that a profile of the server can
+//! be cut to the broadcast (without the N handshakes).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -71,6 +76,18 @@ fn cpu_ns() -> (u64, u64) {
     };
     let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
     (ns(ru.ru_utime), ns(ru.ru_stime))
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock `perf record -k CLOCK_MONOTONIC`
+/// stamps its samples with, so a profile can be cut to the broadcast.
+fn mono_ns() -> u64 {
+    // SAFETY: `clock_gettime` only writes the struct it is given.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        ts
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
@@ -291,7 +308,7 @@ async fn server(kind: &str, addr: &str, n: usize, m: usize) {
         acc.all_in.notified().await;
     }
 
-    let (t0, (u0, s0)) = (Instant::now(), cpu_ns());
+    let (t0, (u0, s0), m0) = (Instant::now(), cpu_ns(), mono_ns());
     for _ in 0..m {
         srv.broadcast().await;
         tokio::task::yield_now().await;
@@ -300,6 +317,7 @@ async fn server(kind: &str, addr: &str, n: usize, m: usize) {
     ctrl.read_line(&mut line).await.unwrap();
     let (secs, (u1, s1)) = (t0.elapsed().as_secs_f64(), cpu_ns());
     assert_eq!(line.trim(), "done", "control: {line:?}");
+    eprintln!("window monotonic_ns={m0}..{}", mono_ns());
 
     let deliveries = (n * m) as f64;
     let per = |ns: u64| ns as f64 / deliveries;
