@@ -10,14 +10,12 @@
 //! `/chat?user=NAME` (the envelope protocol), `/` (the page) and
 //! `/metrics`.
 //!
-//! `chat_node fanout N M [hub|tungstenite]` runs the fan-out benchmark instead
-//! (`benches/hub/fanout.rs`): M messages of 64 bytes to N subscribers.
+//! (The hub's fan-out benchmark, once a `fanout` mode here, is
+//! `benches/peers/src/bin/hub_fanout.rs`: its server and clients run in two
+//! processes.)
 
 #[path = "server/chat_routes.rs"]
 mod chat_routes;
-
-#[path = "../benches/hub/fanout.rs"]
-mod fanout;
 
 use std::io::Write;
 use std::time::Duration;
@@ -40,14 +38,6 @@ fn ms(name: &str) -> Option<Duration> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("fanout") {
-        let n = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1000);
-        let m = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(200);
-        let which = args.get(4).map_or("both", String::as_str);
-        fanout::main(n, m, which).await;
-        return Ok(());
-    }
     let addr = arg("--addr").unwrap_or_else(|| "127.0.0.1:8090".into());
     let redis = arg("--redis");
     let id = arg("--id").unwrap_or_else(|| "node".into());

@@ -121,7 +121,10 @@ fn encode_client(c: &mut Criterion) {
 fn mask_key_cost(c: &mut Criterion) {
     let mut g = c.benchmark_group("frame/encode_16B_key_cost");
     let frame = Frame::new(OpCode::Binary, Bytes::from(vec![0xabu8; 16]));
-    for (name, role) in [("server_no_key", Role::Server), ("client_csprng_key", Role::Client)] {
+    for (name, role) in [
+        ("server_no_key", Role::Server),
+        ("client_csprng_key", Role::Client),
+    ] {
         g.bench_function(name, |b| {
             let mut enc = Encoder::new(role);
             let mut out = BytesMut::with_capacity(64);

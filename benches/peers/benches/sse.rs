@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::StreamExt;
-use rtwire::sse::{Decoder, Limits, Encoder, Event};
+use rtwire::sse::{Decoder, Encoder, Event, Limits};
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
