@@ -168,6 +168,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.tx.deflate_params()
     }
 
+    /// When a shared compressed encoding fits this connection, the window
+    /// bits it must be made with; see [`WriteHalf::shared_deflate_window`].
+    #[cfg(feature = "deflate")]
+    pub fn shared_deflate_window(&self) -> Option<u8> {
+        self.tx.shared_deflate_window()
+    }
+
     fn wire(&mut self) -> (&mut Reader, ConnWire<'_, S>) {
         (
             &mut self.reader,

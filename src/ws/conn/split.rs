@@ -304,6 +304,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         self.shared.lock().tx.buffered()
     }
 
+    /// The permessage-deflate parameters in force, if it was negotiated.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<crate::ws::deflate::DeflateParams> {
+        self.shared.lock().tx.deflate_params().copied()
+    }
+
+    /// When a shared compressed encoding fits this connection (permessage-
+    /// deflate without server context takeover), the window bits it must
+    /// be made with: give [`deflate::encode_compressed`](crate::ws::deflate::encode_compressed)
+    /// output made with these bits (or fewer) to [`feed_encoded`](Self::feed_encoded).
+    /// `None`: compress per connection (send messages as usual).
+    #[cfg(feature = "deflate")]
+    pub fn shared_deflate_window(&self) -> Option<u8> {
+        self.shared.lock().tx.shared_deflate_window()
+    }
+
     /// Writes one frame now.
     pub async fn write_frame(&mut self, frame: Frame) -> Result<(), Error> {
         let mut w = self.writer();
