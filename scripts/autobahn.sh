@@ -2,7 +2,11 @@
 # Autobahn|Testsuite, strict, both directions:
 #   - fuzzingclient against examples/echo_server (tests rtwire's server)
 #   - fuzzingserver against examples/echo_client (tests rtwire's client)
-# All cases except 12.* and 13.* (permessage-deflate is not implemented).
+# All cases except 12.* and 13.* with deflate off, then a subset of the
+# permessage-deflate cases 12.* and 13.* (DEFLATE_CASES) with --deflate in
+# both roles: the first four and the eleventh of every group (60 cases,
+# about a minute per role; the whole 216 take ~6 CPU-minutes each in wstest:
+# scripts/autobahn-deflate.sh runs them all).
 # Exits non-zero unless every case is OK or INFORMATIONAL, for the case
 # itself and for its closing behaviour: no FAILED, NON-STRICT, UNIMPLEMENTED,
 # and no unclean or wrong-code close.
@@ -18,7 +22,10 @@ SERVER_PORT=${SERVER_PORT:-9001}
 CLIENT_PORT=${CLIENT_PORT:-9010}
 [ -x "$RUNSH" ] || [ -f "$RUNSH" ] || { echo "autobahn: $RUNSH not found" >&2; exit 2; }
 
-cargo build --release --example echo_server --example echo_client
+DEFLATE_CASES=${DEFLATE_CASES:-12.*.1,12.*.2,12.*.3,12.*.4,12.*.11,13.*.1,13.*.2,13.*.3,13.*.4,13.*.11}
+DEFLATE_SERVER_PORT=${DEFLATE_SERVER_PORT:-9002}
+DEFLATE_CLIENT_PORT=${DEFLATE_CLIENT_PORT:-9011}
+cargo build --release --features deflate --example echo_server --example echo_client
 bash "$RUNSH" setup
 
 pids=()
@@ -47,13 +54,29 @@ pids+=($!)
 wait_port "$CLIENT_PORT"
 timeout 900 "${CARGO_TARGET_DIR:-target}"/release/examples/echo_client "ws://127.0.0.1:$CLIENT_PORT" rtwire-client
 
-python3 - "$OUTDIR" <<'PY'
+# --- permessage-deflate subset, both roles ---
+if [ -n "$DEFLATE_CASES" ]; then
+  "${CARGO_TARGET_DIR:-target}"/release/examples/echo_server "127.0.0.1:$DEFLATE_SERVER_PORT" --deflate > "$OUTDIR.deflate-server.log" 2>&1 &
+  pids+=($!)
+  wait_port "$DEFLATE_SERVER_PORT"
+  mkdir -p "$OUTDIR/deflate-server" "$OUTDIR/deflate-client"
+  OUTDIR="$OUTDIR/deflate-server" AGENT=rtwire-server-deflate TIMEOUT=900 bash "$RUNSH" server "127.0.0.1:$DEFLATE_SERVER_PORT" "$DEFLATE_CASES" > "$OUTDIR/deflate-server.txt" 2>&1 || {
+    cat "$OUTDIR/deflate-server.txt"; echo "autobahn: deflate server run failed" >&2; exit 1; }
+  OUTDIR="$OUTDIR/deflate-client" AGENT=rtwire-client-deflate bash "$RUNSH" client "$DEFLATE_CLIENT_PORT" "$DEFLATE_CASES" > "$OUTDIR/deflate-client.txt" 2>&1 &
+  pids+=($!)
+  wait_port "$DEFLATE_CLIENT_PORT"
+  timeout 900 "${CARGO_TARGET_DIR:-target}"/release/examples/echo_client "ws://127.0.0.1:$DEFLATE_CLIENT_PORT" rtwire-client-deflate --deflate
+fi
+
+python3 - "$OUTDIR" "$DEFLATE_CASES" <<'PY'
 import json, sys, os
 out = sys.argv[1]
 good = {"OK", "INFORMATIONAL"}
 bad_total = 0
-for side in ("server", "client"):
+for side in ("server", "client", "deflate-server", "deflate-client"):
     path = os.path.join(out, side, "index.json")
+    if side.startswith("deflate") and not sys.argv[2]:
+        continue
     data = json.load(open(path))
     for agent, cases in data.items():
         counts, bad = {}, []

@@ -88,7 +88,10 @@ async fn client(addr: std::net::SocketAddr, config: &Config) -> Conn<TcpStream> 
 }
 
 /// Every message echoed exactly, both ways, with fragmented sends both ways.
-async fn echo_all(server: Option<DeflateConfig>, client_cfg: Option<DeflateConfig>) -> Option<DeflateParams> {
+async fn echo_all(
+    server: Option<DeflateConfig>,
+    client_cfg: Option<DeflateConfig>,
+) -> Option<DeflateParams> {
     let (addr, task) = echo_server(cfg(server)).await;
     let config = cfg(client_cfg);
     let mut c = client(addr, &config).await;
@@ -115,11 +118,17 @@ async fn echo_all(server: Option<DeflateConfig>, client_cfg: Option<DeflateConfi
 
 #[tokio::test]
 async fn defaults_negotiate_no_context_takeover_and_echo() {
-    let p = echo_all(Some(DeflateConfig::default()), Some(DeflateConfig::default()))
-        .await
-        .expect("negotiated");
+    let p = echo_all(
+        Some(DeflateConfig::default()),
+        Some(DeflateConfig::default()),
+    )
+    .await
+    .expect("negotiated");
     assert!(p.server_no_context_takeover && p.client_no_context_takeover);
-    assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (15, 15));
+    assert_eq!(
+        (p.server_max_window_bits, p.client_max_window_bits),
+        (15, 15)
+    );
 }
 
 #[tokio::test]
@@ -175,9 +184,12 @@ async fn read_back(wire: Vec<u8>, p: DeflateParams) -> Vec<Message> {
 
 #[tokio::test]
 async fn the_write_path_survives_short_and_pending_writes() {
-    for (i, server) in [DeflateConfig::default(), DeflateConfig::context_takeover(10)]
-        .into_iter()
-        .enumerate()
+    for (i, server) in [
+        DeflateConfig::default(),
+        DeflateConfig::context_takeover(10),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let p = params(&server, "permessage-deflate; client_max_window_bits");
         for vectored in [false, true] {
@@ -189,8 +201,8 @@ async fn the_write_path_survives_short_and_pending_writes() {
                 full_per_256: 20,
                 max_chunk: 3000,
             });
-            let mut conn = Conn::from_upgraded(io, Role::Server, &cfg(None), BytesMut::new())
-                .with_deflate(p);
+            let mut conn =
+                Conn::from_upgraded(io, Role::Server, &cfg(None), BytesMut::new()).with_deflate(p);
             let msgs = messages();
             bounded("writes", async {
                 for (k, m) in msgs.iter().enumerate() {
@@ -217,12 +229,20 @@ async fn the_write_path_survives_short_and_pending_writes() {
 
 #[tokio::test]
 async fn small_messages_go_uncompressed_and_large_ones_compressed() {
-    let p = params(&DeflateConfig::default().threshold(100), "permessage-deflate");
+    let p = params(
+        &DeflateConfig::default().threshold(100),
+        "permessage-deflate",
+    );
     let (io, captured) = ChaosIo::new(ChaosConfig::steady(true));
-    let mut conn = Conn::from_upgraded(io, Role::Server, &cfg(None), BytesMut::new()).with_deflate(p);
+    let mut conn =
+        Conn::from_upgraded(io, Role::Server, &cfg(None), BytesMut::new()).with_deflate(p);
     conn.send_text("x".repeat(99)).await.unwrap();
     let n = captured.lock().unwrap().bytes.len();
-    assert_eq!(captured.lock().unwrap().bytes[0], 0x81, "FIN, text, no RSV1");
+    assert_eq!(
+        captured.lock().unwrap().bytes[0],
+        0x81,
+        "FIN, text, no RSV1"
+    );
     conn.send_text("x".repeat(100)).await.unwrap();
     let wire = captured.lock().unwrap().bytes.clone();
     assert_eq!(wire[n], 0xC1, "FIN, RSV1, text");
@@ -239,9 +259,10 @@ async fn read_frame_returns_inflated_frames_without_rsv1() {
         let (l, addr) = listener().await;
         let t = tokio::spawn(async move {
             let (tcp, _) = l.accept().await.unwrap();
-            let (mut conn, _) = Conn::accept(tcp, &cfg(Some(DeflateConfig::default().threshold(0))))
-                .await
-                .unwrap();
+            let (mut conn, _) =
+                Conn::accept(tcp, &cfg(Some(DeflateConfig::default().threshold(0))))
+                    .await
+                    .unwrap();
             conn.send_fragmented(Message::text(json(50_000, 3)), 4096)
                 .await
                 .unwrap();
@@ -272,7 +293,8 @@ fn compress(data: &[u8]) -> Vec<u8> {
             out.reserve(out.capacity());
         }
         let before = c.total_in();
-        c.compress_vec(input, &mut out, FlushCompress::Sync).unwrap();
+        c.compress_vec(input, &mut out, FlushCompress::Sync)
+            .unwrap();
         input = &input[(c.total_in() - before) as usize..];
         if input.is_empty() && out.len() < out.capacity() {
             break;
@@ -299,7 +321,12 @@ async fn hostile_pair() -> RawClient {
             conn.feed_message(m).await.unwrap();
         }
     });
-    let mut c = RawClient::connect(addr, "/", "Sec-WebSocket-Extensions: permessage-deflate\r\n").await;
+    let mut c = RawClient::connect(
+        addr,
+        "/",
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+    )
+    .await;
     assert!(c
         .resp
         .header("sec-websocket-extensions")
@@ -340,7 +367,8 @@ async fn a_bomb_closes_with_1009() {
                     z.reserve(z.capacity());
                 }
                 let before = comp.total_in();
-                comp.compress_vec(input, &mut z, FlushCompress::None).unwrap();
+                comp.compress_vec(input, &mut z, FlushCompress::None)
+                    .unwrap();
                 input = &input[(comp.total_in() - before) as usize..];
             }
         }
@@ -356,8 +384,10 @@ async fn a_bomb_closes_with_1009() {
 async fn rsv1_where_it_may_not_be_is_1002() {
     // On a continuation.
     let mut c = hostile_pair().await;
-    c.send(compressed(OpCode::Text, compress(b"hello"), false)).await;
-    c.send(compressed(OpCode::Continuation, compress(b"x"), true)).await;
+    c.send(compressed(OpCode::Text, compress(b"hello"), false))
+        .await;
+    c.send(compressed(OpCode::Continuation, compress(b"x"), true))
+        .await;
     assert_eq!(c.r.expect_close().await, Some(1002));
     // On a ping.
     let mut c = hostile_pair().await;
@@ -370,21 +400,35 @@ async fn rsv1_where_it_may_not_be_is_1002() {
         let (mut conn, _) = Conn::accept(tcp, &cfg(None)).await.unwrap();
         while let Ok(Some(_)) = conn.read_message().await {}
     });
-    let mut c = RawClient::connect(addr, "/", "Sec-WebSocket-Extensions: permessage-deflate\r\n").await;
+    let mut c = RawClient::connect(
+        addr,
+        "/",
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+    )
+    .await;
     assert!(c.resp.header("sec-websocket-extensions").is_none());
-    c.send(compressed(OpCode::Text, compress(b"hello"), true)).await;
+    c.send(compressed(OpCode::Text, compress(b"hello"), true))
+        .await;
     assert_eq!(c.r.expect_close().await, Some(1002));
 }
 
 #[tokio::test]
 async fn corrupt_data_and_bad_utf8_are_1007() {
     let mut c = hostile_pair().await;
-    c.send(compressed(OpCode::Binary, vec![0xff, 0xfe, 0xfd, 0x00, 0x01], true))
-        .await;
+    c.send(compressed(
+        OpCode::Binary,
+        vec![0xff, 0xfe, 0xfd, 0x00, 0x01],
+        true,
+    ))
+    .await;
     assert_eq!(c.r.expect_close().await, Some(1007));
     let mut c = hostile_pair().await;
-    c.send(compressed(OpCode::Text, compress(&[b'a', 0xc3, 0x28, b'b']), true))
-        .await;
+    c.send(compressed(
+        OpCode::Text,
+        compress(&[b'a', 0xc3, 0x28, b'b']),
+        true,
+    ))
+    .await;
     assert_eq!(c.r.expect_close().await, Some(1007));
 }
 
@@ -425,9 +469,19 @@ async fn a_client_refuses_an_answer_it_did_not_ask_for() {
             tcp.write_all(resp.as_bytes()).await.unwrap();
         });
         let tcp = TcpStream::connect(addr).await.unwrap();
-        let r = Conn::connect(tcp, &format!("ws://{addr}/"), &cfg(Some(DeflateConfig::default()))).await;
+        let r = Conn::connect(
+            tcp,
+            &format!("ws://{addr}/"),
+            &cfg(Some(DeflateConfig::default())),
+        )
+        .await;
         assert!(
-            matches!(r, Err(Error::Handshake(rtwire::HandshakeError::ExtensionNotOffered(_)))),
+            matches!(
+                r,
+                Err(Error::Handshake(
+                    rtwire::HandshakeError::ExtensionNotOffered(_)
+                ))
+            ),
             "{answer}: {:?}",
             r.map(|_| ())
         );

@@ -82,9 +82,10 @@ impl Chat {
                 Hub::new(hub_config())
             }
         };
-        let config = hub
-            .config()
-            .conn_config(&Config::builder().max_message_size(64 * 1024).build());
+        let base = Config::builder().max_message_size(64 * 1024);
+        #[cfg(feature = "deflate")]
+        let base = base.deflate(rtwire::ws::DeflateConfig::default());
+        let config = hub.config().conn_config(&base.build());
         Chat { hub, token, config }
     }
 

@@ -22,6 +22,9 @@
 //! with `--features redis`), so two servers on one Redis serve one stream
 //! and one chat; `--instance-id NAME` names this node; `--chat-token T`
 //! makes `/chat` require `token=T` (401 otherwise).
+//!
+//! Built with `--features deflate`, `/echo` and `/chat` accept
+//! permessage-deflate (browsers offer it).
 
 mod chat_routes;
 mod events;
@@ -98,13 +101,15 @@ async fn serve(args: Args) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     eprintln!("rtwire demo: open http://{local}/  (ws://{local}/echo, http://{local}/sse, http://{local}/clock, http://{local}/events?channel=demo)");
-    let config = Arc::new(
-        Config::builder()
-            .max_frame_size(64 << 20)
-            .max_message_size(64 << 20)
-            .subprotocols(["chat"])
-            .build(),
-    );
+    let builder = Config::builder()
+        .max_frame_size(64 << 20)
+        .max_message_size(64 << 20)
+        .subprotocols(["chat"]);
+    // Browsers offer permessage-deflate: accept it (no context takeover, so
+    // an idle connection holds no compression state).
+    #[cfg(feature = "deflate")]
+    let builder = builder.deflate(rtwire::ws::DeflateConfig::default());
+    let config = Arc::new(builder.build());
     let clock = sse_routes::Clock::start();
     loop {
         let (tcp, _) = listener.accept().await?;

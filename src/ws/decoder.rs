@@ -148,7 +148,11 @@ impl Decoder {
         let compressed_bit = self.per_message_deflate
             && header.rsv & 0b100 != 0
             && matches!(header.opcode, OpCode::Text | OpCode::Binary);
-        let rsv = if compressed_bit { header.rsv & !0b100 } else { header.rsv };
+        let rsv = if compressed_bit {
+            header.rsv & !0b100
+        } else {
+            header.rsv
+        };
         if rsv & !self.allowed_rsv != 0 {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }

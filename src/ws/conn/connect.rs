@@ -38,7 +38,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
             #[cfg(feature = "deflate")]
-            let offer = config.deflate.as_ref().map(crate::ws::deflate::client_offer);
+            let offer = config
+                .deflate
+                .as_ref()
+                .map(crate::ws::deflate::client_offer);
             #[cfg(feature = "deflate")]
             if let Some(o) = &offer {
                 headers.push(("Sec-WebSocket-Extensions", o));

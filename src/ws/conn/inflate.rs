@@ -52,9 +52,7 @@ impl InflateState {
                 .feed(&out)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
             if frame.fin {
-                self.utf8
-                    .finish()
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
             }
         }
         if frame.fin {

@@ -207,7 +207,11 @@ impl WriteQueue {
             if compress {
                 let mut z = Vec::with_capacity(frame.payload.len() / 2 + 64);
                 d.deflater.compress(&frame.payload, frame.fin, &mut z);
-                let rsv = if frame.opcode == OpCode::Continuation { 0 } else { 0b100 };
+                let rsv = if frame.opcode == OpCode::Continuation {
+                    0
+                } else {
+                    0b100
+                };
                 let f = Frame {
                     fin: frame.fin,
                     rsv,

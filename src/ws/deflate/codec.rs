@@ -35,7 +35,13 @@ fn take_compressor(bits: u8, level: u32) -> Box<Compress> {
             let i = p.iter().position(|(b, l, _)| *b == bits && *l == level)?;
             Some(p.swap_remove(i).2)
         })
-        .unwrap_or_else(|| Box::new(Compress::new_with_window_bits(Compression::new(level), false, bits)))
+        .unwrap_or_else(|| {
+            Box::new(Compress::new_with_window_bits(
+                Compression::new(level),
+                false,
+                bits,
+            ))
+        })
 }
 
 fn give_compressor(bits: u8, level: u32, mut c: Box<Compress>) {
@@ -148,11 +154,9 @@ impl Deflater {
             .take()
             .unwrap_or_else(|| take_compressor(bits, level));
         deflate_into(&mut c, data, fin, out);
-        if fin {
-            if self.no_context {
-                give_compressor(bits, level, c);
-                return;
-            }
+        if fin && self.no_context {
+            give_compressor(bits, level, c);
+            return;
         }
         self.ctx = Some(c);
     }
@@ -220,7 +224,12 @@ impl Inflater {
     /// with `MessageTooLarge` as soon as the message's inflated size passes
     /// `max` (having produced at most one chunk more), and with
     /// `InvalidCompressedData` on a corrupt stream.
-    pub(crate) fn inflate(&mut self, data: &[u8], fin: bool, max: usize) -> Result<Bytes, ProtocolError> {
+    pub(crate) fn inflate(
+        &mut self,
+        data: &[u8],
+        fin: bool,
+        max: usize,
+    ) -> Result<Bytes, ProtocolError> {
         let bits = self.bits;
         let mut d = self.ctx.take().unwrap_or_else(|| take_decompressor(bits));
         let mut out = Vec::new();
@@ -320,7 +329,13 @@ mod tests {
                 z.clear();
                 def.compress(part, fin, &mut z);
                 let r = inf.inflate(&z, fin, usize::MAX);
-                assert!(r.is_ok(), "nc={no_context} bits={bits} len={} part={} fin={fin} z={:?}", m.len(), part.len(), &z[..z.len().min(16)]);
+                assert!(
+                    r.is_ok(),
+                    "nc={no_context} bits={bits} len={} part={} fin={fin} z={:?}",
+                    m.len(),
+                    part.len(),
+                    &z[..z.len().min(16)]
+                );
                 got.extend_from_slice(&r.unwrap());
             }
             assert_eq!(&got, m);

@@ -196,16 +196,24 @@ impl DeflateParams {
     /// For `role`: (our side compresses without context, our window bits).
     pub(crate) fn ours(&self, role: crate::ws::Role) -> (bool, u8) {
         match role {
-            crate::ws::Role::Server => (self.server_no_context_takeover, self.server_max_window_bits),
-            crate::ws::Role::Client => (self.client_no_context_takeover, self.client_max_window_bits),
+            crate::ws::Role::Server => {
+                (self.server_no_context_takeover, self.server_max_window_bits)
+            }
+            crate::ws::Role::Client => {
+                (self.client_no_context_takeover, self.client_max_window_bits)
+            }
         }
     }
 
     /// For `role`: (the peer compresses without context, its window bits).
     pub(crate) fn theirs(&self, role: crate::ws::Role) -> (bool, u8) {
         match role {
-            crate::ws::Role::Server => (self.client_no_context_takeover, self.client_max_window_bits),
-            crate::ws::Role::Client => (self.server_no_context_takeover, self.server_max_window_bits),
+            crate::ws::Role::Server => {
+                (self.client_no_context_takeover, self.client_max_window_bits)
+            }
+            crate::ws::Role::Client => {
+                (self.server_no_context_takeover, self.server_max_window_bits)
+            }
         }
     }
 }

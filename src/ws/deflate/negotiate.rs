@@ -135,7 +135,8 @@ impl Parser<'_> {
             }
         }
         // RFC 6455 §9.1: a quoted value must still be a token.
-        (!v.is_empty() && v.iter().all(|&b| is_tchar(b))).then(|| String::from_utf8_lossy(&v).into_owned())
+        (!v.is_empty() && v.iter().all(|&b| is_tchar(b)))
+            .then(|| String::from_utf8_lossy(&v).into_owned())
     }
 }
 
@@ -192,7 +193,10 @@ fn parse_params(e: &ExtensionElement) -> Option<Parsed> {
 /// `offers`, answered by `config` (RFC 7692 §7.1). An offer is declined
 /// when a parameter is unknown, repeated, or out of range, or when it asks
 /// for a server window of 8 bits. `None`: no deflate on this connection.
-pub fn server_negotiate(offers: &[ExtensionElement], config: &DeflateConfig) -> Option<DeflateParams> {
+pub fn server_negotiate(
+    offers: &[ExtensionElement],
+    config: &DeflateConfig,
+) -> Option<DeflateParams> {
     offers
         .iter()
         .filter(|e| e.name.eq_ignore_ascii_case("permessage-deflate"))
@@ -209,7 +213,10 @@ pub fn server_negotiate(offers: &[ExtensionElement], config: &DeflateConfig) -> 
                     let b = offered
                         .unwrap_or(15)
                         .min(DeflateConfig::bits(config.client_max_window_bits));
-                    (b, config.client_max_window_bits.is_some() || offered.is_some())
+                    (
+                        b,
+                        config.client_max_window_bits.is_some() || offered.is_some(),
+                    )
                 }
             };
             Some(DeflateParams {
@@ -299,7 +306,8 @@ pub fn validate_response(
     };
     Ok(Some(DeflateParams {
         server_no_context_takeover: a.server_no_context_takeover,
-        client_no_context_takeover: a.client_no_context_takeover || config.client_no_context_takeover,
+        client_no_context_takeover: a.client_no_context_takeover
+            || config.client_no_context_takeover,
         server_max_window_bits: server_bits,
         client_max_window_bits: client_bits,
         level: config.level.min(9),
@@ -332,8 +340,21 @@ mod tests {
         assert_eq!(e.len(), 3);
         assert_eq!(e[1].params.len(), 2);
         assert_eq!(e[1].params[1].value.as_deref(), Some("12"));
-        for bad in [&b"a;"[..], b"a b", b"a;b=", b"a;b=\"x", b"a;b=\"\"", b"a;b=\"x y\"", b";a"] {
-            assert_eq!(parse_extensions(bad), None, "{:?}", std::str::from_utf8(bad));
+        for bad in [
+            &b"a;"[..],
+            b"a b",
+            b"a;b=",
+            b"a;b=\"x",
+            b"a;b=\"\"",
+            b"a;b=\"x y\"",
+            b";a",
+        ] {
+            assert_eq!(
+                parse_extensions(bad),
+                None,
+                "{:?}",
+                std::str::from_utf8(bad)
+            );
         }
     }
 
@@ -350,7 +371,10 @@ mod tests {
             client_max_window_bits: Some(12),
             ..ctx()
         };
-        assert_eq!(neg("permessage-deflate", &c12).unwrap(), "permessage-deflate");
+        assert_eq!(
+            neg("permessage-deflate", &c12).unwrap(),
+            "permessage-deflate"
+        );
         assert_eq!(
             neg("permessage-deflate; client_max_window_bits", &c12).unwrap(),
             "permessage-deflate; client_max_window_bits=12"
@@ -369,8 +393,11 @@ mod tests {
             "permessage-deflate; server_max_window_bits=11"
         );
         assert_eq!(
-            neg("permessage-deflate; server_no_context_takeover; client_no_context_takeover", &c)
-                .unwrap(),
+            neg(
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+                &c
+            )
+            .unwrap(),
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
         );
     }
@@ -392,7 +419,11 @@ mod tests {
         ] {
             assert_eq!(neg(bad, &c), None, "{bad}");
             assert_eq!(
-                neg(&format!("{bad}, permessage-deflate; client_max_window_bits"), &c).unwrap(),
+                neg(
+                    &format!("{bad}, permessage-deflate; client_max_window_bits"),
+                    &c
+                )
+                .unwrap(),
                 "permessage-deflate",
                 "{bad}"
             );
@@ -413,7 +444,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(ok.server_max_window_bits, 10);
-        assert!(ok.client_no_context_takeover, "we offered it, so we keep to it");
+        assert!(
+            ok.client_no_context_takeover,
+            "we offered it, so we keep to it"
+        );
         assert_eq!(check("").unwrap(), None);
         for bad in [
             "permessage-deflate; server_max_window_bits=10",

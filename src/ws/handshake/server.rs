@@ -164,7 +164,12 @@ impl Accepted {
         let ext = self.deflate.map(|p| p.response_header());
         #[cfg(not(feature = "deflate"))]
         let ext: Option<String> = None;
-        write_101(buf, &self.accept, self.subprotocol.as_deref(), ext.as_deref());
+        write_101(
+            buf,
+            &self.accept,
+            self.subprotocol.as_deref(),
+            ext.as_deref(),
+        );
     }
 }
 
