@@ -487,3 +487,39 @@ async fn a_client_refuses_an_answer_it_did_not_ask_for() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_shared_compressed_frame_goes_only_where_it_fits() {
+    use rtwire::ws::deflate::encode_compressed;
+    let text = json(3000, 5);
+    let frame = encode_compressed(OpCode::Text, text.as_bytes(), 15, 6);
+    let offer = "permessage-deflate; client_max_window_bits";
+    // No context takeover on the server side: it fits, and reads back.
+    let p = params(&DeflateConfig::default(), offer);
+    let (io, captured) = ChaosIo::new(ChaosConfig::steady(true));
+    let mut conn =
+        Conn::from_upgraded(io, Role::Server, &cfg(None), BytesMut::new()).with_deflate(p);
+    assert_eq!(conn.shared_deflate_window(), Some(15));
+    conn.feed_encoded(frame.clone()).await.unwrap();
+    conn.flush().await.unwrap();
+    let wire = captured.lock().unwrap().bytes.clone();
+    assert_eq!(read_back(wire, p).await, vec![Message::text(text)]);
+    // Context takeover, or no deflate at all: refused, nothing queued.
+    let p = params(&DeflateConfig::context_takeover(15), offer);
+    let (io, captured) = ChaosIo::new(ChaosConfig::steady(true));
+    let mut conn =
+        Conn::from_upgraded(io, Role::Server, &cfg(None), BytesMut::new()).with_deflate(p);
+    assert_eq!(conn.shared_deflate_window(), None);
+    assert!(matches!(
+        conn.feed_encoded(frame.clone()).await,
+        Err(Error::Usage(_))
+    ));
+    let (io, _) = ChaosIo::new(ChaosConfig::steady(true));
+    let mut plain = Conn::from_upgraded(io, Role::Server, &cfg(None), BytesMut::new());
+    assert!(matches!(
+        plain.feed_encoded(frame).await,
+        Err(Error::Usage(_))
+    ));
+    conn.flush().await.unwrap();
+    assert!(captured.lock().unwrap().bytes.is_empty());
+}

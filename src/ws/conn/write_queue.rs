@@ -270,12 +270,24 @@ impl WriteQueue {
 
     /// Checks that pre-encoded frames may be queued now: not after our
     /// close, not inside an open fragmented message.
-    pub(crate) fn check_encoded(&self) -> Result<(), Error> {
+    pub(crate) fn check_encoded(&self, frames: &[u8]) -> Result<(), Error> {
         if self.close_sent {
             return Err(Error::AlreadyClosing);
         }
         if self.in_message {
             return Err(Error::Usage(UsageError::FragmentOrder));
+        }
+        // A compressed (RSV1) frame fits only a connection that compresses
+        // every message on its own: elsewhere it would break the peer's
+        // inflate context, or the peer has no deflate at all.
+        if frames.first().is_some_and(|b| b & 0x40 != 0) {
+            #[cfg(feature = "deflate")]
+            let fits = self.shared_deflate_window().is_some();
+            #[cfg(not(feature = "deflate"))]
+            let fits = false;
+            if !fits {
+                return Err(Error::Usage(UsageError::ReservedBits));
+            }
         }
         Ok(())
     }

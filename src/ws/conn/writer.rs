@@ -73,10 +73,10 @@ impl<W: Wire> Writer<'_, W> {
         if self.closed {
             return Err(Error::ConnectionClosed);
         }
-        self.wire.queue(|q| q.check_encoded())?;
+        self.wire.queue(|q| q.check_encoded(&frames))?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
         self.wire.queue(|q| {
-            q.check_encoded()?;
+            q.check_encoded(&frames)?;
             q.push_encoded(frames);
             Ok(())
         })
