@@ -13,10 +13,12 @@
 //!
 //! ## Memory
 //!
-//! A zlib compressor holds about `2^(w+2)` bytes of window and hash plus
-//! about 64 KiB of buffers at window bits `w` (roughly 192 KiB at 15, 80 KiB
-//! at 12, 66 KiB at 9); an inflater holds its `2^w`-byte window plus about
-//! 7 KiB. What a connection keeps depends on context takeover:
+//! By zlib's formula a compressor at window bits `w` allocates `2^(w+2)`
+//! bytes of window and chain plus 128 KiB of hash table and pending buffer
+//! (256 KiB at 15, 144 KiB at 12, 130 KiB at 9; what it touches, and so
+//! what counts in RSS, grows with use), and an inflater its `2^w`-byte
+//! window plus about 7 KiB of state. BENCHMARKS.md has the measured RSS per
+//! connection. What a connection keeps depends on context takeover:
 //!
 //! - **no context takeover** (the default in both directions): nothing is
 //!   kept between messages. A compressor or inflater is taken from a small
