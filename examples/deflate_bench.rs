@@ -136,7 +136,7 @@ pub fn json_like(n: usize, first: usize) -> String {
         s.push_str(&format!(
             "{{\"id\":{i},\"user\":\"user-{i}\",\"email\":\"user-{i}@example.com\",\
              \"active\":{},\"score\":{},\"tags\":[\"alpha\",\"beta\"],\"note\":\"caf\u{e9} \u{2713}\"}},",
-            i % 3 == 0,
+            i.is_multiple_of(3),
             (i * 37) % 1000
         ));
         i += 1;
