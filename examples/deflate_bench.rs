@@ -303,7 +303,10 @@ async fn idle(addr: String, deflate: Option<DeflateConfig>, c: usize, pid: u32) 
         let (conn, _) = Conn::connect(tcp, &url, &config)
             .await
             .map_err(io::Error::other)?;
-        ext.get_or_insert_with(|| format!("{:?}", conn.deflate()));
+        ext.get_or_insert_with(|| {
+            conn.deflate()
+                .map_or("off".into(), |p| p.response_header().replace(' ', ""))
+        });
         conns.push(conn);
     }
     settle().await;
