@@ -13,12 +13,14 @@
 //!
 //! ## Memory
 //!
-//! By zlib's formula a compressor at window bits `w` allocates `2^(w+2)`
-//! bytes of window and chain plus 128 KiB of hash table and pending buffer
-//! (256 KiB at 15, 144 KiB at 12, 130 KiB at 9; what it touches, and so
-//! what counts in RSS, grows with use), and an inflater its `2^w`-byte
-//! window plus about 7 KiB of state. BENCHMARKS.md has the measured RSS per
-//! connection. What a connection keeps depends on context takeover:
+//! A compressor (flate2 on zlib-rs, memLevel 8) allocates about 240 KiB
+//! whatever the window: a 64 Ki-entry hash table, a 64 KiB pending buffer
+//! and a 48 KiB symbol buffer, plus `4 * 2^w` bytes of window and chain at
+//! window bits `w`; an inflater its `2^w`-byte window plus a few KiB of
+//! state. Measured RSS per connection after one message each way
+//! (BENCHMARKS.md): 357 KiB at 15 bits, 252 KiB at 12, 238 KiB at 9 with
+//! context takeover; 3.8 KiB without (2.2 KiB with deflate off); 1.7 KiB
+//! idle in every case. What a connection keeps depends on context takeover:
 //!
 //! - **no context takeover** (the default in both directions): nothing is
 //!   kept between messages. A compressor or inflater is taken from a small
@@ -26,7 +28,8 @@
 //!   connection holds no codec state at all.
 //! - **context takeover**: the connection keeps its compressor (our side)
 //!   or inflater (the peer's side) for its lifetime, created on the first
-//!   message that needs it; choose smaller window bits to bound it.
+//!   message that needs it (smaller windows save little with zlib-rs: the
+//!   hash table and buffers dominate).
 //!
 //! Without context takeover on the server side every message is compressed
 //! on its own, so one encoding serves every connection with the same
