@@ -523,3 +523,78 @@ async fn a_shared_compressed_frame_goes_only_where_it_fits() {
     conn.flush().await.unwrap();
     assert!(captured.lock().unwrap().bytes.is_empty());
 }
+
+#[tokio::test]
+async fn fragmented_sends_keep_their_frame_size_and_stream_their_data() {
+    use rtwire::ws::{Decoder, Limits};
+    let p = params(
+        &DeflateConfig::context_takeover(15),
+        "permessage-deflate; client_max_window_bits",
+    );
+    let (io, captured) = ChaosIo::new(ChaosConfig::steady(true));
+    let mut conn =
+        Conn::from_upgraded(io, Role::Server, &cfg(None), BytesMut::new()).with_deflate(p);
+    let random = Message::binary(pattern(300_000, 3));
+    conn.send_fragmented(random.clone(), 1000).await.unwrap();
+    // Fragments fed one by one: each frame carries its own data.
+    for (i, part) in [json(5000, 1), json(5000, 2), json(5000, 3)]
+        .iter()
+        .enumerate()
+    {
+        let op = if i == 0 {
+            OpCode::Text
+        } else {
+            OpCode::Continuation
+        };
+        conn.feed_frame(Frame::new(op, part.clone()).with_fin(i == 2))
+            .await
+            .unwrap();
+    }
+    conn.flush().await.unwrap();
+    let wire = captured.lock().unwrap().bytes.clone();
+    let mut dec = Decoder::new(Role::Client, Limits::unlimited());
+    dec.set_per_message_deflate(true);
+    let mut buf = BytesMut::from(&wire[..]);
+    let mut frames = Vec::new();
+    while let Some(f) = dec.decode(&mut buf).unwrap() {
+        frames.push(f);
+    }
+    let (first, streamed) = frames.split_at(frames.len() - 3);
+    assert_eq!(first[0].rsv, 0b100);
+    assert!(first.iter().all(|f| f.payload.len() <= 1000));
+    assert!(first[1..].iter().all(|f| f.rsv == 0));
+    assert!(
+        streamed.iter().all(|f| !f.payload.is_empty()),
+        "{streamed:?}"
+    );
+    let whole = json(5000, 1) + &json(5000, 2) + &json(5000, 3);
+    assert_eq!(read_back(wire, p).await, vec![random, Message::text(whole)]);
+}
+
+#[tokio::test]
+async fn split_halves_compress_and_inflate_concurrently() {
+    let (addr, task) = echo_server(cfg(Some(DeflateConfig::context_takeover(12)))).await;
+    let c = client(addr, &cfg(Some(DeflateConfig::context_takeover(15)))).await;
+    let (mut r, mut w) = c.split();
+    let msgs: Vec<Message> = (0..200)
+        .map(|i| Message::text(json(300 + i * 37, i as u32)))
+        .collect();
+    let sent = msgs.clone();
+    let writer = tokio::spawn(async move {
+        for m in sent {
+            w.feed_message(m).await.unwrap();
+        }
+        w.flush().await.unwrap();
+        w
+    });
+    bounded("echoes", async {
+        for m in &msgs {
+            assert_eq!(&r.read_message().await.unwrap().unwrap(), m);
+        }
+    })
+    .await;
+    let mut w = writer.await.unwrap();
+    w.close(rtwire::ws::CloseCode::NORMAL, "").await.unwrap();
+    while r.read_message().await.unwrap().is_some() {}
+    assert!(task.await.unwrap().is_some());
+}

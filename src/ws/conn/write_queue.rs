@@ -227,6 +227,46 @@ impl WriteQueue {
         self.push_deferred();
     }
 
+    /// Queues `payload` as one message in frames of at most `size` bytes
+    /// (slices of the payload; with deflate, slices of the message
+    /// compressed once). The first frame must have passed
+    /// [`check`](Self::check).
+    pub(crate) fn start_send_fragmented(&mut self, opcode: OpCode, payload: &Bytes, size: usize) {
+        #[allow(unused_mut)]
+        let mut payload = payload.clone();
+        #[allow(unused_mut)]
+        let mut rsv = 0;
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_deref_mut() {
+            if payload.len() >= d.deflater.threshold {
+                let mut z = Vec::with_capacity(payload.len() / 2 + 64);
+                d.deflater.compress(&payload, true, &mut z);
+                payload = Bytes::from(z);
+                rsv = 0b100;
+            }
+        }
+        let size = size.max(1);
+        let mut start = 0;
+        loop {
+            let end = start + size.min(payload.len() - start);
+            let fin = end == payload.len();
+            let (op, bits) = if start == 0 {
+                (opcode, rsv)
+            } else {
+                (OpCode::Continuation, 0)
+            };
+            self.in_message = !fin;
+            let mut f = Frame::new(op, payload.slice(start..end)).with_fin(fin);
+            f.rsv = bits;
+            self.push(&f);
+            if fin {
+                break;
+            }
+            start = end;
+        }
+        self.push_deferred();
+    }
+
     /// Queues a keepalive message held back for the end of a fragmented
     /// message, once it ended.
     fn push_deferred(&mut self) {
@@ -280,14 +320,24 @@ impl WriteQueue {
         // A compressed (RSV1) frame fits only a connection that compresses
         // every message on its own: elsewhere it would break the peer's
         // inflate context, or the peer has no deflate at all.
-        if frames.first().is_some_and(|b| b & 0x40 != 0) {
-            #[cfg(feature = "deflate")]
-            let fits = self.shared_deflate_window().is_some();
-            #[cfg(not(feature = "deflate"))]
-            let fits = false;
-            if !fits {
+        #[cfg(feature = "deflate")]
+        let fits = self.shared_deflate_window().is_some();
+        #[cfg(not(feature = "deflate"))]
+        let fits = false;
+        let mut rest = frames;
+        while let Ok(Some((h, n))) = crate::ws::frame::FrameHeader::parse(rest) {
+            let ok = h.rsv == 0
+                || (fits && h.rsv == 0b100 && matches!(h.opcode, OpCode::Text | OpCode::Binary));
+            if !ok {
                 return Err(Error::Usage(UsageError::ReservedBits));
             }
+            let Some(next) = usize::try_from(h.payload_len)
+                .ok()
+                .and_then(|len| rest.get(n.checked_add(len)?..))
+            else {
+                break;
+            };
+            rest = next;
         }
         Ok(())
     }

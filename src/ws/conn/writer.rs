@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::deadline::Deadline;
 use super::wire::{Settings, Wire, WriteStall};
 use crate::error::{Error, UsageError};
-use crate::ws::frame::{Frame, OpCode};
+use crate::ws::frame::Frame;
 use crate::ws::message::Message;
 use crate::ws::role::Role;
 
@@ -109,21 +109,8 @@ impl<W: Wire> Writer<'_, W> {
         poll_fn(|cx| self.poll_ready(cx)).await?;
         self.wire.queue(|q| {
             q.check(&first)?;
-            let mut start = 0;
-            loop {
-                let end = start + size.min(payload.len() - start);
-                let fin = end == payload.len();
-                let op = if start == 0 {
-                    opcode
-                } else {
-                    OpCode::Continuation
-                };
-                q.start_send(&Frame::new(op, payload.slice(start..end)).with_fin(fin));
-                if fin {
-                    return Ok::<(), Error>(());
-                }
-                start = end;
-            }
+            q.start_send_fragmented(opcode, &payload, size);
+            Ok::<(), Error>(())
         })?;
         self.flush().await
     }

@@ -14,8 +14,9 @@ use crate::ws::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 /// The end of a sync flush: removed from every compressed message and put
 /// back before inflating its last frame (RFC 7692 §7.2.1, §7.2.2).
 const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-/// Output is produced in chunks of this size; the message limit is checked
-/// after each, so a bomb costs at most the limit plus one chunk.
+/// Output is produced in chunks of at most this size, and never more than
+/// one byte past the message limit, which is checked after each: a bomb
+/// costs at most the limit plus one byte.
 const CHUNK: usize = 16 * 1024;
 /// Most pooled states of each kind per thread.
 const POOL_MAX: usize = 8;
@@ -74,16 +75,13 @@ fn give_decompressor(bits: u8, mut d: Box<Decompress>) {
     });
 }
 
-/// Compresses `data` with `c`, appending to `out`; `end` ends the message:
-/// a sync flush, its trailer removed. Fragments before the last are not
-/// flushed, so the trailer can only be at the end of the last one.
+/// Compresses `data` with `c` and a sync flush, appending to `out`; `end`
+/// ends the message: its trailer is removed. Every fragment is flushed, so
+/// each frame carries its own data (a streamed message arrives as it is
+/// sent); the sync markers inside a message are valid deflate data.
 fn deflate_into(c: &mut Compress, mut data: &[u8], end: bool, out: &mut Vec<u8>) {
     let start = out.len();
-    let flush = if end {
-        FlushCompress::Sync
-    } else {
-        FlushCompress::None
-    };
+    let flush = FlushCompress::Sync;
     loop {
         if out.capacity() - out.len() < 64 {
             out.reserve(data.len() / 2 + 64);
@@ -108,6 +106,11 @@ fn deflate_into(c: &mut Compress, mut data: &[u8], end: bool, out: &mut Vec<u8>)
             // 0x00 (RFC 7692 §7.2.3.6), which the receiver's trailer ends.
             out.push(0x00);
         }
+    }
+    // The output was reserved generously; do not keep (and queue) the
+    // slack of a well-compressed message.
+    if out.capacity() > out.len() * 2 + 1024 {
+        out.shrink_to_fit();
     }
 }
 
@@ -174,7 +177,16 @@ impl Deflater {
 /// assert_eq!(frame[0], 0x80 | 0x40 | 0x1); // FIN, RSV1, text
 /// assert!(frame.len() < text.len() / 4);
 /// ```
+///
+/// Only a text or binary message can be compressed (RFC 7692 §6.1): for
+/// any other opcode the frame is encoded as it is, without RSV1.
 pub fn encode_compressed(opcode: OpCode, payload: &[u8], window_bits: u8, level: u32) -> Bytes {
+    if !matches!(opcode, OpCode::Text | OpCode::Binary) {
+        let mut out = BytesMut::new();
+        crate::ws::Encoder::new(crate::ws::Role::Server)
+            .encode_parts(true, 0, opcode, payload, &mut out);
+        return out.freeze();
+    }
     let level = if window_bits < 9 { 0 } else { level.min(9) };
     let bits = window_bits.clamp(9, 15);
     let mut c = take_compressor(bits, level);
@@ -206,7 +218,14 @@ pub(crate) struct Inflater {
     total: usize,
     /// The peer ended its deflate stream (BFINAL) inside this message.
     ended: bool,
+    /// Compressed bytes of the message in progress.
+    wire: usize,
 }
+
+/// An empty stored block: fed after a message's trailer, it must inflate to
+/// nothing. Anything else means the message did not end on a block
+/// boundary (it was truncated), whatever zlib made of the trailer.
+const EMPTY_BLOCK: [u8; 5] = [0x00, 0x00, 0x00, 0xff, 0xff];
 
 impl Inflater {
     pub(crate) fn new(no_context: bool, bits: u8) -> Self {
@@ -217,6 +236,7 @@ impl Inflater {
             ctx: None,
             total: 0,
             ended: false,
+            wire: 0,
         }
     }
 
@@ -233,12 +253,21 @@ impl Inflater {
         let bits = self.bits;
         let mut d = self.ctx.take().unwrap_or_else(|| take_decompressor(bits));
         let mut out = Vec::new();
+        self.wire += data.len();
         let r = self.run(&mut d, data, &mut out, max).and_then(|()| {
-            if fin {
-                self.run(&mut d, &TRAILER, &mut out, max)
-            } else {
-                Ok(())
+            // A message of no compressed bytes at all (some peers send
+            // that for an empty message) is empty: feeding the trailer
+            // alone would leave a half-parsed block in the context.
+            if !fin || self.ended || self.wire == 0 {
+                return Ok(());
             }
+            self.run(&mut d, &TRAILER, &mut out, max)?;
+            let n = out.len();
+            self.run(&mut d, &EMPTY_BLOCK, &mut out, max)?;
+            if out.len() != n || self.ended {
+                return Err(ProtocolError::InvalidCompressedData);
+            }
+            Ok(())
         });
         match r {
             // The connection fails; the state (corrupt) is dropped.
@@ -246,6 +275,7 @@ impl Inflater {
             Ok(()) => {
                 if fin {
                     self.total = 0;
+                    self.wire = 0;
                     if self.ended {
                         // The peer ended its stream: nothing to take over.
                         self.ended = false;
@@ -274,6 +304,8 @@ impl Inflater {
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), ProtocolError> {
+        // Bytes after the final block are ignored: RFC 7692 §7.2.3.5's own
+        // example has a sync flush's 0x00 after a BFINAL block.
         while !self.ended {
             // Each call may write at most `room` bytes, so the limit check
             // after it bounds what a bomb can make us hold.
@@ -363,7 +395,52 @@ mod tests {
         let mut inf = Inflater::new(true, 15);
         let err = inf.inflate(&z, true, 100_000).unwrap_err();
         assert_eq!(err, ProtocolError::MessageTooLarge { max: 100_000 });
-        assert!(inf.total <= 100_000 + CHUNK);
+        assert!(inf.total <= 100_000 + 1);
+    }
+
+    #[test]
+    fn rfc_7692_examples_inflate() {
+        // §7.2.3.1 "Hello", §7.2.3.5 with BFINAL (and a 0x00 after it),
+        // §7.2.3.6 an empty message as one 0x00.
+        let cases: [(&[u8], &[u8]); 3] = [
+            (&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], b"Hello"),
+            (&[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00], b"Hello"),
+            (&[0x00], b""),
+        ];
+        for no_context in [true, false] {
+            let mut inf = Inflater::new(no_context, 15);
+            for (z, plain) in cases {
+                assert_eq!(&inf.inflate(z, true, 1 << 20).unwrap()[..], plain);
+            }
+            // §7.2.3.2: the second "Hello" refers to the first.
+            inf.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], true, 1 << 20)
+                .unwrap();
+            if !no_context {
+                let again = inf.inflate(&[0xf2, 0x00, 0x11, 0x00, 0x00], true, 1 << 20);
+                assert_eq!(&again.unwrap()[..], b"Hello");
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_payload_leaves_the_context_alone_and_truncation_fails() {
+        let mut def = Deflater::new(false, 15, 6, 0);
+        let mut inf = Inflater::new(false, 15);
+        assert!(inf.inflate(&[], true, 1 << 20).unwrap().is_empty());
+        let mut z = Vec::new();
+        def.compress(b"hello, hello, hello", true, &mut z);
+        assert_eq!(
+            &inf.inflate(&z, true, 1 << 20).unwrap()[..],
+            b"hello, hello, hello"
+        );
+        // A message cut in the middle of a block.
+        let text: Vec<u8> = (0..20_000u32)
+            .flat_map(|i| i.to_string().into_bytes())
+            .collect();
+        let mut z = Vec::new();
+        Deflater::new(true, 15, 6, 0).compress(&text, true, &mut z);
+        let mut inf = Inflater::new(true, 15);
+        assert!(inf.inflate(&z[..z.len() / 2], true, 1 << 30).is_err());
     }
 
     #[test]

@@ -301,6 +301,13 @@ pub fn validate_response(
     let client_bits = match a.client_max_window_bits {
         None => ours,
         Some(None) => return refuse("permessage-deflate: client_max_window_bits without a value"),
+        Some(Some(b))
+            if config
+                .client_max_window_bits
+                .is_some_and(|o| b > o.clamp(9, 15)) =>
+        {
+            return refuse("permessage-deflate with a larger client_max_window_bits than offered")
+        }
         // 8 is honoured with stored blocks (zlib has no 8-bit raw window).
         Some(Some(b)) => b.min(ours),
     };
