@@ -13,6 +13,7 @@ mod accept;
 mod assemble;
 mod connect;
 mod deadline;
+mod deflate_out;
 #[cfg(feature = "deflate")]
 mod inflate;
 mod read_buf;
@@ -33,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 pub use accept::{read_request_head, reject, HeadAndRest};
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
 
+use self::deflate_out::DeflateOut;
 use self::read_buf::RecvBuf;
 use self::reader::Reader;
 use self::wire::Wire;
@@ -97,6 +99,7 @@ pub struct Conn<S> {
     io: S,
     reader: Reader,
     tx: WriteQueue,
+    deflate: Option<Box<DeflateOut>>,
 }
 
 /// A whole connection's stream and write queue.
@@ -147,6 +150,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             io,
             reader: Reader::new(decoder, leftover, config),
             tx,
+            deflate: None,
         }
     }
 
@@ -158,21 +162,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     #[cfg(feature = "deflate")]
     pub fn with_deflate(mut self, params: crate::ws::deflate::DeflateParams) -> Self {
         self.reader.set_deflate(&params);
-        self.tx.set_deflate(&params);
+        self.deflate = Some(Box::new(DeflateOut::new(&params, self.reader.role)));
         self
     }
 
     /// The permessage-deflate parameters in force, if it was negotiated.
     #[cfg(feature = "deflate")]
     pub fn deflate(&self) -> Option<&crate::ws::deflate::DeflateParams> {
-        self.tx.deflate_params()
+        self.deflate.as_deref().map(DeflateOut::params)
     }
 
     /// When a shared compressed encoding fits this connection, the window
     /// bits it must be made with; see [`WriteHalf::shared_deflate_window`].
     #[cfg(feature = "deflate")]
     pub fn shared_deflate_window(&self) -> Option<u8> {
-        self.tx.shared_deflate_window()
+        self.deflate.as_deref()?.shared_window()
     }
 
     fn wire(&mut self) -> (&mut Reader, ConnWire<'_, S>) {
@@ -198,6 +202,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             settings,
             role,
             closed,
+            deflate: self.deflate.as_deref_mut(),
         }
     }
 
@@ -370,7 +375,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// The read half still answers pings and closes through the shared
     /// write queue; [`ReadHalf::reunite`] puts them back together.
     pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
-        split::split(self.io, self.reader, self.tx)
+        split::split(self.io, self.reader, self.tx, self.deflate)
     }
 }
 

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::deadline::Deadline;
+use super::deflate_out::DeflateOut;
 use super::read_buf::RecvBuf;
 use super::reader::Reader;
 use super::wire::{Settings, Wire, WriteStall};
@@ -151,6 +152,8 @@ pub struct WriteHalf<S> {
     stall: WriteStall,
     settings: Settings,
     role: Role,
+    /// Compression of outgoing messages, outside the shared lock.
+    deflate: Option<Box<DeflateOut>>,
 }
 
 impl<S> fmt::Debug for ReadHalf<S> {
@@ -190,7 +193,12 @@ impl<S> fmt::Display for ReuniteError<S> {
 
 impl<S> std::error::Error for ReuniteError<S> {}
 
-pub(crate) fn split<S>(io: S, reader: Reader, tx: WriteQueue) -> (ReadHalf<S>, WriteHalf<S>) {
+pub(crate) fn split<S>(
+    io: S,
+    reader: Reader,
+    tx: WriteQueue,
+    deflate: Option<Box<DeflateOut>>,
+) -> (ReadHalf<S>, WriteHalf<S>) {
     let fanout = Arc::new(FanOut::default());
     let settings = reader.settings;
     let role = reader.role;
@@ -210,6 +218,7 @@ pub(crate) fn split<S>(io: S, reader: Reader, tx: WriteQueue) -> (ReadHalf<S>, W
             stall: WriteStall::default(),
             settings,
             role,
+            deflate,
         },
     )
 }
@@ -249,7 +258,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
         if !Arc::ptr_eq(&self.shared, &write.shared) {
             return Err(ReuniteError(Box::new((self, write))));
         }
-        drop(write);
+        let deflate = write.deflate;
+        drop(write.shared);
         let ReadHalf { shared, reader } = self;
         let shared = match Arc::try_unwrap(shared) {
             Ok(s) => s,
@@ -257,7 +267,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
             Err(_) => unreachable!("a connection's halves are its only owners"),
         };
         let Inner { io, tx } = shared.inner.into_inner().unwrap_or_else(|p| p.into_inner());
-        Ok(Conn { io, reader, tx })
+        Ok(Conn {
+            io,
+            reader,
+            tx,
+            deflate,
+        })
     }
 }
 
@@ -272,6 +287,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
             settings: self.settings,
             role: self.role,
             closed: false,
+            deflate: self.deflate.as_deref_mut(),
         }
     }
 
@@ -307,7 +323,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// The permessage-deflate parameters in force, if it was negotiated.
     #[cfg(feature = "deflate")]
     pub fn deflate(&self) -> Option<crate::ws::deflate::DeflateParams> {
-        self.shared.lock().tx.deflate_params().copied()
+        self.deflate.as_deref().map(|d| *d.params())
     }
 
     /// When a shared compressed encoding fits this connection (permessage-
@@ -317,7 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// `None`: compress per connection (send messages as usual).
     #[cfg(feature = "deflate")]
     pub fn shared_deflate_window(&self) -> Option<u8> {
-        self.shared.lock().tx.shared_deflate_window()
+        self.deflate.as_deref()?.shared_window()
     }
 
     /// Writes one frame now.

@@ -57,19 +57,6 @@ pub(crate) struct WriteQueue {
     /// read side pauses above the high-water mark; the application's own
     /// writes are bounded by its feeds, not by this.
     reply_bytes: usize,
-    /// permessage-deflate, when negotiated.
-    #[cfg(feature = "deflate")]
-    deflate: Option<Box<DeflateOut>>,
-}
-
-/// The write side of permessage-deflate.
-#[cfg(feature = "deflate")]
-#[derive(Debug)]
-struct DeflateOut {
-    params: crate::ws::deflate::DeflateParams,
-    deflater: crate::ws::deflate::Deflater,
-    /// The data message being queued is compressed (its continuations are).
-    compressing: bool,
 }
 
 impl WriteQueue {
@@ -91,38 +78,7 @@ impl WriteQueue {
             in_message: false,
             deferred: None,
             reply_bytes: 0,
-            #[cfg(feature = "deflate")]
-            deflate: None,
         }
-    }
-
-    /// Compresses data messages from now on, per `params`.
-    #[cfg(feature = "deflate")]
-    pub(crate) fn set_deflate(&mut self, params: &crate::ws::deflate::DeflateParams) {
-        let (no_context, bits) = params.ours(self.encoder.role());
-        self.deflate = Some(Box::new(DeflateOut {
-            params: *params,
-            deflater: crate::ws::deflate::Deflater::new(
-                no_context,
-                bits,
-                params.level,
-                params.threshold,
-            ),
-            compressing: false,
-        }));
-    }
-
-    /// The negotiated permessage-deflate parameters.
-    #[cfg(feature = "deflate")]
-    pub(crate) fn deflate_params(&self) -> Option<&crate::ws::deflate::DeflateParams> {
-        self.deflate.as_deref().map(|d| &d.params)
-    }
-
-    /// The window bits a shared compressed encoding must use to fit this
-    /// connection, when one fits it (no context takeover on our side).
-    #[cfg(feature = "deflate")]
-    pub(crate) fn shared_deflate_window(&self) -> Option<u8> {
-        self.deflate.as_deref()?.deflater.shared_window()
     }
 
     /// Coalesces everything (for streams that cannot write vectored).
@@ -185,66 +141,28 @@ impl WriteQueue {
         Ok(())
     }
 
-    /// Queues a frame that passed [`check`](Self::check).
+    /// Queues a frame that passed [`check`](Self::check) (or its compressed
+    /// form, which may carry RSV1).
     pub(crate) fn start_send(&mut self, frame: &Frame) {
         match frame.opcode {
             OpCode::Close => self.close_sent = true,
             OpCode::Ping | OpCode::Pong => {}
             OpCode::Text | OpCode::Binary | OpCode::Continuation => self.in_message = !frame.fin,
         }
-        #[cfg(feature = "deflate")]
-        if let Some(d) = self.deflate.as_deref_mut() {
-            let compress = match frame.opcode {
-                OpCode::Text | OpCode::Binary => {
-                    // A fragmented message is compressed whatever its
-                    // first fragment's size: its total is unknown.
-                    d.compressing = !frame.fin || frame.payload.len() >= d.deflater.threshold;
-                    d.compressing
-                }
-                OpCode::Continuation => d.compressing,
-                _ => false,
-            };
-            if compress {
-                let mut z = Vec::with_capacity(frame.payload.len() / 2 + 64);
-                d.deflater.compress(&frame.payload, frame.fin, &mut z);
-                let rsv = if frame.opcode == OpCode::Continuation {
-                    0
-                } else {
-                    0b100
-                };
-                let f = Frame {
-                    fin: frame.fin,
-                    rsv,
-                    opcode: frame.opcode,
-                    payload: Bytes::from(z),
-                };
-                self.push(&f);
-                self.push_deferred();
-                return;
-            }
-        }
         self.push(frame);
         self.push_deferred();
     }
 
     /// Queues `payload` as one message in frames of at most `size` bytes
-    /// (slices of the payload; with deflate, slices of the message
-    /// compressed once). The first frame must have passed
-    /// [`check`](Self::check).
-    pub(crate) fn start_send_fragmented(&mut self, opcode: OpCode, payload: &Bytes, size: usize) {
-        #[allow(unused_mut)]
-        let mut payload = payload.clone();
-        #[allow(unused_mut)]
-        let mut rsv = 0;
-        #[cfg(feature = "deflate")]
-        if let Some(d) = self.deflate.as_deref_mut() {
-            if payload.len() >= d.deflater.threshold {
-                let mut z = Vec::with_capacity(payload.len() / 2 + 64);
-                d.deflater.compress(&payload, true, &mut z);
-                payload = Bytes::from(z);
-                rsv = 0b100;
-            }
-        }
+    /// (slices of it), the first with `rsv` (RSV1 for a message compressed
+    /// as a whole). The first frame must have passed [`check`](Self::check).
+    pub(crate) fn start_send_fragmented(
+        &mut self,
+        opcode: OpCode,
+        payload: &Bytes,
+        rsv: u8,
+        size: usize,
+    ) {
         let size = size.max(1);
         let mut start = 0;
         loop {
@@ -310,7 +228,8 @@ impl WriteQueue {
 
     /// Checks that pre-encoded frames may be queued now: not after our
     /// close, not inside an open fragmented message.
-    pub(crate) fn check_encoded(&self, frames: &[u8]) -> Result<(), Error> {
+    /// `fits`: a compressed (RSV1) frame fits this connection.
+    pub(crate) fn check_encoded(&self, frames: &[u8], fits: bool) -> Result<(), Error> {
         if self.close_sent {
             return Err(Error::AlreadyClosing);
         }
@@ -320,10 +239,6 @@ impl WriteQueue {
         // A compressed (RSV1) frame fits only a connection that compresses
         // every message on its own: elsewhere it would break the peer's
         // inflate context, or the peer has no deflate at all.
-        #[cfg(feature = "deflate")]
-        let fits = self.shared_deflate_window().is_some();
-        #[cfg(not(feature = "deflate"))]
-        let fits = false;
         let mut rest = frames;
         while let Ok(Some((h, n))) = crate::ws::frame::FrameHeader::parse(rest) {
             let ok = h.rsv == 0

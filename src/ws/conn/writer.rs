@@ -11,6 +11,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 
 use super::deadline::Deadline;
+use super::deflate_out::DeflateOut;
 use super::wire::{Settings, Wire, WriteStall};
 use crate::error::{Error, UsageError};
 use crate::ws::frame::Frame;
@@ -27,6 +28,9 @@ pub(crate) struct Writer<'a, W> {
     /// The connection is finished (a whole `Conn` knows; a write half
     /// learns it from the stream).
     pub(crate) closed: bool,
+    /// permessage-deflate, when negotiated: messages are compressed here,
+    /// before the queue (and, for a split connection, its lock) is taken.
+    pub(crate) deflate: Option<&'a mut DeflateOut>,
 }
 
 impl<W: Wire> Writer<'_, W> {
@@ -56,11 +60,15 @@ impl<W: Wire> Writer<'_, W> {
         }
         self.wire.queue(|q| q.check(&frame))?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
+        // After the last await: a cancelled feed compressed nothing. If the
+        // check below then fails, our close is queued and nothing will ever
+        // follow, so the compressor having moved on does not matter.
+        let prepared = self.deflate.as_deref_mut().and_then(|d| d.prepare(&frame));
         // Checked again in the same step as queueing: the read side of a
         // split connection may have queued its close meanwhile.
         self.wire.queue(|q| {
             q.check(&frame)?;
-            q.start_send(&frame);
+            q.start_send(prepared.as_ref().unwrap_or(&frame));
             Ok(())
         })
     }
@@ -73,10 +81,14 @@ impl<W: Wire> Writer<'_, W> {
         if self.closed {
             return Err(Error::ConnectionClosed);
         }
-        self.wire.queue(|q| q.check_encoded(&frames))?;
+        let fits = self
+            .deflate
+            .as_deref()
+            .is_some_and(|d| d.shared_window().is_some());
+        self.wire.queue(|q| q.check_encoded(&frames, fits))?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
         self.wire.queue(|q| {
-            q.check_encoded(&frames)?;
+            q.check_encoded(&frames, fits)?;
             q.push_encoded(frames);
             Ok(())
         })
@@ -107,9 +119,17 @@ impl<W: Wire> Writer<'_, W> {
         let first = Frame::new(opcode, Bytes::new());
         self.wire.queue(|q| q.check(&first))?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
+        let (payload, rsv) = match self
+            .deflate
+            .as_deref_mut()
+            .and_then(|d| d.compress_message(&payload))
+        {
+            Some(z) => (z, 0b100),
+            None => (payload, 0),
+        };
         self.wire.queue(|q| {
             q.check(&first)?;
-            q.start_send_fragmented(opcode, &payload, size);
+            q.start_send_fragmented(opcode, &payload, rsv, size);
             Ok::<(), Error>(())
         })?;
         self.flush().await
