@@ -49,6 +49,7 @@ mod config;
 mod conn;
 #[cfg(feature = "serde")]
 pub mod envelope;
+mod outgoing;
 mod presence;
 mod rate;
 #[cfg(feature = "redis")]
@@ -78,6 +79,7 @@ pub use time::rfc3339;
 
 use self::cluster::Cluster;
 use self::conn::Slot;
+use self::outgoing::{MemberDeflate, Outgoing, Piece};
 use self::presence::Backend;
 use self::rooms::Room;
 use self::stats::{bump, Counters};
@@ -118,6 +120,33 @@ impl std::error::Error for HubError {}
 
 /// Longest room name, in bytes.
 pub const MAX_ROOM_LEN: usize = 128;
+
+/// The size a piece counts against its connection's queue bound.
+fn piece_len(p: &Piece<'_>) -> usize {
+    match p {
+        Piece::Encoded(b) => b.len(),
+        #[cfg(feature = "deflate")]
+        Piece::Message(_, _, len) => *len,
+    }
+}
+
+/// How the connection behind `w` takes compressed broadcasts.
+fn member_deflate<S: AsyncRead + AsyncWrite + Unpin>(w: &WriteHalf<S>) -> Option<MemberDeflate> {
+    #[cfg(feature = "deflate")]
+    {
+        let p = w.deflate()?;
+        Some(MemberDeflate {
+            shared: w.shared_deflate_window(),
+            level: p.level,
+            threshold: p.threshold,
+        })
+    }
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = w;
+        None
+    }
+}
 
 /// Encodes `msg` as one server frame (unmasked: the same bytes serve every
 /// connection).
@@ -275,7 +304,13 @@ impl Hub {
     {
         let id = ConnId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let limiter = self.inner.config.rate_limit.map(RateLimiter::new);
-        let slot = Arc::new(Slot::new(id, user.into(), meta, limiter));
+        let slot = Arc::new(Slot::new(
+            id,
+            user.into(),
+            meta,
+            limiter,
+            member_deflate(&write),
+        ));
         let closed = slot.subscribe_closed();
         self.conns_mut().insert(id, slot.clone());
         bump(&self.inner.counters.connections, 1);
@@ -357,7 +392,22 @@ impl Hub {
 
     /// Queues `msg` for one connection. Never waits.
     pub fn send(&self, id: ConnId, msg: &Message) -> Result<SendOutcome, HubError> {
-        self.send_encoded(id, &encode(msg))
+        let slot = self.slot(id)?;
+        bump(&self.inner.counters.messages_out, 1);
+        let mut out = Outgoing::new(msg);
+        // One recipient: its own compressor does what a shared encoding
+        // would (and keeps its context, if it has one).
+        #[cfg(feature = "deflate")]
+        let deflate = slot.deflate.map(|d| MemberDeflate { shared: None, ..d });
+        #[cfg(not(feature = "deflate"))]
+        let deflate = slot.deflate;
+        let piece = out.piece(deflate, &self.inner.counters);
+        let len = piece_len(&piece);
+        let r = self.push(&slot, piece);
+        if r == SendOutcome::Queued {
+            self.count_queued(1, len);
+        }
+        Ok(r)
     }
 
     /// Queues an already-encoded server frame (see [`encode`]) for one
@@ -365,24 +415,30 @@ impl Hub {
     pub fn send_encoded(&self, id: ConnId, frame: &Bytes) -> Result<SendOutcome, HubError> {
         let slot = self.slot(id)?;
         bump(&self.inner.counters.messages_out, 1);
-        let r = self.push(&slot, frame);
+        let r = self.push(&slot, Piece::Encoded(frame));
         if r == SendOutcome::Queued {
             self.count_queued(1, frame.len());
         }
         Ok(r)
     }
 
-    /// Counts `n` deliveries of a `len`-byte frame.
-    fn count_queued(&self, n: usize, len: usize) {
+    /// Counts `n` deliveries of `bytes` in all.
+    fn count_queued(&self, n: usize, bytes: usize) {
         let c = &self.inner.counters;
         bump(&c.deliveries, n as u64);
-        c.queued_bytes
-            .fetch_add((n * len) as i64, Ordering::Relaxed);
+        c.queued_bytes.fetch_add(bytes as i64, Ordering::Relaxed);
     }
 
-    fn push(&self, slot: &Slot, frame: &Bytes) -> SendOutcome {
+    fn push(&self, slot: &Slot, piece: Piece<'_>) -> SendOutcome {
         let cfg = &self.inner.config;
-        slot.push(frame, cfg.max_queue_bytes, cfg.policy, &self.inner.counters)
+        slot.push(piece, cfg.max_queue_bytes, cfg.policy, &self.inner.counters)
+    }
+
+    /// Queues `out` for `slot`; returns its size when queued.
+    fn offer(&self, slot: &Slot, out: &mut Outgoing) -> Option<usize> {
+        let piece = out.piece(slot.deflate, &self.inner.counters);
+        let len = piece_len(&piece);
+        (self.push(slot, piece) == SendOutcome::Queued).then_some(len)
     }
 
     /// Sends `msg` to every member of `room` on every instance, except
@@ -396,11 +452,11 @@ impl Hub {
         except: Option<ConnId>,
     ) -> Result<usize, HubError> {
         let channel = rooms::room_channel(room)?;
-        let frame = encode(msg);
+        let mut out = Outgoing::new(msg);
         bump(&self.inner.counters.messages_out, 1);
-        let n = self.deliver_room(room, &frame, except);
+        let n = self.deliver_room(room, &mut out, except);
         if let Some(c) = self.inner.cluster.get() {
-            c.publish(channel, &self.inner.instance, except, frame)
+            c.publish(channel, &self.inner.instance, except, out.frame)
                 .await;
         }
         Ok(n)
@@ -408,44 +464,55 @@ impl Hub {
 
     /// Sends `msg` to every connection on every instance, except `except`.
     pub async fn broadcast_all(&self, msg: &Message, except: Option<ConnId>) -> usize {
-        let frame = encode(msg);
+        let mut out = Outgoing::new(msg);
         bump(&self.inner.counters.messages_out, 1);
-        let n = self.deliver_all(&frame, except);
+        let n = self.deliver_all(&mut out, except);
         if let Some(c) = self.inner.cluster.get() {
             let ch = cluster::all_channel();
-            c.publish(ch, &self.inner.instance, except, frame).await;
+            c.publish(ch, &self.inner.instance, except, out.frame).await;
         }
         n
     }
 
-    /// Queues `frame` for the local members of `room`.
-    pub(crate) fn deliver_room(&self, room: &str, frame: &Bytes, except: Option<ConnId>) -> usize {
+    /// Queues `out` for the local members of `room`.
+    pub(crate) fn deliver_room(
+        &self,
+        room: &str,
+        out: &mut Outgoing,
+        except: Option<ConnId>,
+    ) -> usize {
         let rooms = self.rooms();
         let Some(r) = rooms.get(room) else {
             return 0;
         };
-        let mut n = 0;
+        let (mut n, mut bytes) = (0, 0);
         for (id, slot) in &r.members {
-            if Some(*id) != except && self.push(slot, frame) == SendOutcome::Queued {
-                n += 1;
+            if Some(*id) != except {
+                if let Some(len) = self.offer(slot, out) {
+                    n += 1;
+                    bytes += len;
+                }
             }
         }
         drop(rooms);
-        self.count_queued(n, frame.len());
+        self.count_queued(n, bytes);
         n
     }
 
-    /// Queues `frame` for every local connection.
-    pub(crate) fn deliver_all(&self, frame: &Bytes, except: Option<ConnId>) -> usize {
+    /// Queues `out` for every local connection.
+    pub(crate) fn deliver_all(&self, out: &mut Outgoing, except: Option<ConnId>) -> usize {
         let conns = self.conns();
-        let mut n = 0;
+        let (mut n, mut bytes) = (0, 0);
         for (id, slot) in conns.iter() {
-            if Some(*id) != except && self.push(slot, frame) == SendOutcome::Queued {
-                n += 1;
+            if Some(*id) != except {
+                if let Some(len) = self.offer(slot, out) {
+                    n += 1;
+                    bytes += len;
+                }
             }
         }
         drop(conns);
-        self.count_queued(n, frame.len());
+        self.count_queued(n, bytes);
         n
     }
 

@@ -42,6 +42,10 @@ pub struct HubStats {
     pub bus_received: u64,
     /// Bus or presence-backend operations that failed.
     pub bus_errors: u64,
+    /// Compressed encodings made for broadcasts (permessage-deflate, feature
+    /// `deflate`): one per message per distinct window among the members
+    /// that share one, however many they are.
+    pub broadcast_compressions: u64,
 }
 
 impl HubStats {
@@ -111,6 +115,11 @@ impl HubStats {
                 self.bus_errors,
                 "Failed bus or presence operations.",
             ),
+            (
+                "broadcast_compressions",
+                self.broadcast_compressions,
+                "Compressed encodings made for broadcasts.",
+            ),
         ];
         for (name, v, help) in counters {
             let _ = write!(
@@ -138,6 +147,7 @@ pub(crate) struct Counters {
     pub(crate) bus_published: AtomicU64,
     pub(crate) bus_received: AtomicU64,
     pub(crate) bus_errors: AtomicU64,
+    pub(crate) broadcast_compressions: AtomicU64,
 }
 
 /// Adds `n` to a counter.
@@ -164,6 +174,7 @@ impl Counters {
             bus_published: g(&self.bus_published),
             bus_received: g(&self.bus_received),
             bus_errors: g(&self.bus_errors),
+            broadcast_compressions: g(&self.broadcast_compressions),
         }
     }
 }
