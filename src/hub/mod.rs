@@ -19,12 +19,18 @@
 //! ([`PresenceInfo`], [`PresenceEvent`]), `cluster.rs` (the bus wire
 //! format, publisher and room subscriptions), `redis.rs` (presence leases,
 //! feature `redis`), `envelope.rs` (the JSON protocol, feature `serde`),
-//! `rate.rs` ([`RateLimiter`]), `stats.rs` ([`HubStats`]).
+//! `rate.rs` ([`RateLimiter`]), `stats.rs` ([`HubStats`]), `outgoing.rs`
+//! (one message's encodings, plain and compressed).
 //!
 //! ## Guarantees
 //!
 //! - **Encode once.** A broadcast encodes its frame once; every recipient
-//!   (and the bus) shares the same `Bytes`.
+//!   (and the bus) shares the same bytes. With permessage-deflate (feature
+//!   `deflate`) it is also compressed once per distinct window among the
+//!   members that negotiated no server context takeover (lazily: only when
+//!   one of them is a recipient and the message reaches its threshold;
+//!   [`HubStats::broadcast_compressions`] counts them); a member with
+//!   context takeover gets the message through its own compressor.
 //! - **Bounded.** Each connection has at most
 //!   [`max_queue_bytes`](HubConfig::max_queue_bytes) queued in the hub plus
 //!   its socket write buffer (`ws::Config::write_buffer_high_water`). A
