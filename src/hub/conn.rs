@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -176,13 +176,11 @@ impl Slot {
                 }
                 SlowPolicy::Close => {
                     // Free the backlog now: the connection is going.
-                    let freed = o.bytes;
                     o.items = VecDeque::new();
                     o.tail = BytesMut::new();
                     o.bytes = 0;
                     o.close = Some((SLOW_CONSUMER_CLOSE, "slow consumer"));
                     drop(o);
-                    c.queued_bytes.fetch_sub(freed as i64, Ordering::Relaxed);
                     bump(&c.slow_closes, 1);
                     self.wake.notify_one();
                     self.stop.notify_one();
@@ -210,8 +208,8 @@ impl Slot {
         }
         o.bytes += len;
         drop(o);
-        // The caller counts the delivery and its bytes (once per
-        // broadcast, not once per member: shared counters are contended).
+        // The caller counts the delivery (once per broadcast, not once
+        // per member: shared counters are contended).
         if was_empty {
             self.wake.notify_one();
         }
@@ -243,19 +241,18 @@ impl Slot {
         self.wake.notify_one();
     }
 
-    /// Stops the writer (unregistered); returns the bytes it freed.
-    pub(crate) fn finish(&self, c: &Counters) {
+    /// Stops the writer (unregistered).
+    pub(crate) fn finish(&self) {
         let mut o = lock(&self.out);
         if o.done {
             return;
         }
         o.done = true;
-        let freed = o.bytes;
         o.items = VecDeque::new();
         o.tail = BytesMut::new();
         o.bytes = 0;
+        o.in_flight = 0;
         drop(o);
-        c.queued_bytes.fetch_sub(freed as i64, Ordering::Relaxed);
         self.wake.notify_one();
         self.stop.notify_one();
         self.closed.send_replace(true);
@@ -265,6 +262,15 @@ impl Slot {
     /// racing an unregister cannot leave a member behind).
     pub(crate) fn is_done(&self) -> bool {
         lock(&self.out).done
+    }
+
+    /// Bytes queued here or taken by the writer and not yet handed to the
+    /// socket's queue (summed on demand by [`Hub::stats`]: a shared gauge
+    /// updated at every burst of every writer would be one more cache line
+    /// bouncing between cores).
+    pub(crate) fn queued(&self) -> usize {
+        let o = lock(&self.out);
+        o.bytes + o.in_flight
     }
 
     pub(crate) fn subscribe_closed(&self) -> watch::Receiver<bool> {
@@ -293,10 +299,13 @@ impl Out {
 }
 
 impl Slot {
-    /// Swaps everything queued into `batch` and `tail` (both empty; the
-    /// queue keeps their capacity for the next burst).
-    fn next_step(&self, batch: &mut VecDeque<Item>, tail: &mut BytesMut) -> Step {
+    /// Credits the `fed` bytes of the previous batch (handed to the
+    /// socket's queue), then swaps everything queued into `batch` and
+    /// `tail` (both empty; the queue keeps their capacity for the next
+    /// burst).
+    fn next_step(&self, fed: usize, batch: &mut VecDeque<Item>, tail: &mut BytesMut) -> Step {
         let mut o = lock(&self.out);
+        o.in_flight = o.in_flight.saturating_sub(fed);
         if o.done {
             return Step::Done;
         }
@@ -316,13 +325,6 @@ impl Slot {
         std::mem::swap(&mut o.tail, tail);
         Step::Batch(n)
     }
-
-    fn fed(&self, n: usize, c: &Counters) {
-        let mut o = lock(&self.out);
-        o.in_flight = o.in_flight.saturating_sub(n);
-        drop(o);
-        c.queued_bytes.fetch_sub(n as i64, Ordering::Relaxed);
-    }
 }
 
 /// Drains `slot` into `w` until the connection is unregistered, fails, or
@@ -336,8 +338,9 @@ where
     // allocation per burst.
     let mut batch: VecDeque<Item> = VecDeque::new();
     let mut spare = BytesMut::new();
+    let mut fed = 0;
     loop {
-        match slot.next_step(&mut batch, &mut spare) {
+        match slot.next_step(std::mem::take(&mut fed), &mut batch, &mut spare) {
             Step::Done => break,
             Step::Wait => slot.wake.notified().await,
             Step::Notice(n) => {
@@ -387,7 +390,7 @@ where
                         spare = b;
                     }
                 }
-                slot.fed(n, &hub.inner.counters);
+                fed = n;
                 if !r {
                     break;
                 }

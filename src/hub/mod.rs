@@ -127,15 +127,6 @@ impl std::error::Error for HubError {}
 /// Longest room name, in bytes.
 pub const MAX_ROOM_LEN: usize = 128;
 
-/// The size a piece counts against its connection's queue bound.
-fn piece_len(p: &Piece<'_>) -> usize {
-    match p {
-        Piece::Encoded(b) => b.len(),
-        #[cfg(feature = "deflate")]
-        Piece::Message(_, _, len) => *len,
-    }
-}
-
 /// How the connection behind `w` takes compressed broadcasts.
 fn member_deflate<S: AsyncRead + AsyncWrite + Unpin>(w: &WriteHalf<S>) -> Option<MemberDeflate> {
     #[cfg(feature = "deflate")]
@@ -408,10 +399,9 @@ impl Hub {
         #[cfg(not(feature = "deflate"))]
         let deflate = slot.deflate;
         let piece = out.piece(deflate, &self.inner.counters);
-        let len = piece_len(&piece);
         let r = self.push(&slot, piece);
         if r == SendOutcome::Queued {
-            self.count_queued(1, len);
+            bump(&self.inner.counters.deliveries, 1);
         }
         Ok(r)
     }
@@ -423,16 +413,9 @@ impl Hub {
         bump(&self.inner.counters.messages_out, 1);
         let r = self.push(&slot, Piece::Encoded(frame));
         if r == SendOutcome::Queued {
-            self.count_queued(1, frame.len());
+            bump(&self.inner.counters.deliveries, 1);
         }
         Ok(r)
-    }
-
-    /// Counts `n` deliveries of `bytes` in all.
-    fn count_queued(&self, n: usize, bytes: usize) {
-        let c = &self.inner.counters;
-        bump(&c.deliveries, n as u64);
-        c.queued_bytes.fetch_add(bytes as i64, Ordering::Relaxed);
     }
 
     fn push(&self, slot: &Slot, piece: Piece<'_>) -> SendOutcome {
@@ -440,11 +423,10 @@ impl Hub {
         slot.push(piece, cfg.max_queue_bytes, cfg.policy, &self.inner.counters)
     }
 
-    /// Queues `out` for `slot`; returns its size when queued.
-    fn offer(&self, slot: &Slot, out: &mut Outgoing) -> Option<usize> {
+    /// Queues `out` for `slot`; whether it was queued.
+    fn offer(&self, slot: &Slot, out: &mut Outgoing) -> bool {
         let piece = out.piece(slot.deflate, &self.inner.counters);
-        let len = piece_len(&piece);
-        (self.push(slot, piece) == SendOutcome::Queued).then_some(len)
+        self.push(slot, piece) == SendOutcome::Queued
     }
 
     /// Sends `msg` to every member of `room` on every instance, except
@@ -491,41 +473,40 @@ impl Hub {
         let Some(r) = rooms.get(room) else {
             return 0;
         };
-        let (mut n, mut bytes) = (0, 0);
+        let mut n = 0;
         for (id, slot) in &r.members {
-            if Some(*id) != except {
-                if let Some(len) = self.offer(slot, out) {
-                    n += 1;
-                    bytes += len;
-                }
+            if Some(*id) != except && self.offer(slot, out) {
+                n += 1;
             }
         }
         drop(rooms);
-        self.count_queued(n, bytes);
+        // Once per broadcast, not once per member: shared counters are
+        // contended.
+        bump(&self.inner.counters.deliveries, n as u64);
         n
     }
 
     /// Queues `out` for every local connection.
     pub(crate) fn deliver_all(&self, out: &mut Outgoing, except: Option<ConnId>) -> usize {
         let conns = self.conns();
-        let (mut n, mut bytes) = (0, 0);
+        let mut n = 0;
         for (id, slot) in conns.iter() {
-            if Some(*id) != except {
-                if let Some(len) = self.offer(slot, out) {
-                    n += 1;
-                    bytes += len;
-                }
+            if Some(*id) != except && self.offer(slot, out) {
+                n += 1;
             }
         }
         drop(conns);
-        self.count_queued(n, bytes);
+        // Once per broadcast, not once per member: shared counters are
+        // contended.
+        bump(&self.inner.counters.deliveries, n as u64);
         n
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> HubStats {
         let rooms = self.rooms().len() as u64;
-        self.inner.counters.snapshot(rooms)
+        let queued: usize = self.conns().values().map(|s| s.queued()).sum();
+        self.inner.counters.snapshot(rooms, queued as u64)
     }
 
     /// Closes every connection with 1001 (going away) and, with shared

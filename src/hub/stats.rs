@@ -1,7 +1,7 @@
 //! The hub's counters: relaxed atomics, read as one cheap snapshot.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of a hub's counters ([`Hub::stats`](super::Hub::stats)).
 /// Counters count since the hub started; gauges are the value now.
@@ -134,7 +134,6 @@ impl HubStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) connections: AtomicU64,
-    pub(crate) queued_bytes: AtomicI64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
     pub(crate) deliveries: AtomicU64,
@@ -156,12 +155,12 @@ pub(crate) fn bump(c: &AtomicU64, n: u64) {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, rooms: u64) -> HubStats {
+    pub(crate) fn snapshot(&self, rooms: u64, queued_bytes: u64) -> HubStats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         HubStats {
             connections: g(&self.connections),
             rooms,
-            queued_bytes: self.queued_bytes.load(Ordering::Relaxed).max(0) as u64,
+            queued_bytes,
             messages_in: g(&self.messages_in),
             messages_out: g(&self.messages_out),
             deliveries: g(&self.deliveries),
