@@ -69,7 +69,7 @@ pub(crate) const INLINE_MAX: usize = 1024;
 /// A tail buffer that grew beyond this is not kept for the next burst.
 const KEEP_TAIL_CAPACITY: usize = 64 * 1024;
 /// A tail buffer's first allocation.
-const TAIL_START: usize = 4096;
+const TAIL_START: usize = 1024;
 
 /// One queued item.
 enum Item {
