@@ -22,6 +22,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use super::conn::ConnId;
+use super::outgoing::Outgoing;
 use super::stats::bump;
 use super::{Hub, Inner};
 use crate::pubsub::{Bus, ChannelName, Delivery, PubSubError, PublishRequest, Store, Subscription};
@@ -126,7 +127,7 @@ impl Cluster {
 
 /// Splits a bus message into the sending instance and the frame; `None`
 /// when it is not a complete single data frame in our format.
-fn decode(data: &Bytes) -> Option<(&[u8], Bytes)> {
+fn decode(data: &Bytes) -> Option<(&[u8], Outgoing)> {
     let (&v, rest) = data.split_first()?;
     let (&n, rest) = rest.split_first()?;
     if v != 1 || rest.len() < n as usize + 8 {
@@ -141,7 +142,7 @@ fn decode(data: &Bytes) -> Option<(&[u8], Bytes)> {
         && h.rsv == 0
         && matches!(h.opcode, OpCode::Text | OpCode::Binary)
         && (hl as u64).checked_add(h.payload_len) == Some(frame.len() as u64);
-    ok.then_some((inst, frame))
+    ok.then(|| (inst, Outgoing::from_frame(frame, &h, hl)))
 }
 
 /// Delivers what comes in on one subscription to the local members of
@@ -152,7 +153,7 @@ async fn pump(hub: Weak<Inner>, room: Option<Arc<str>>, mut sub: Subscription) {
         let hub = Hub { inner };
         match d {
             Delivery::Publication(p) => {
-                let Some((inst, frame)) = decode(&p.data) else {
+                let Some((inst, mut out)) = decode(&p.data) else {
                     bump(&hub.inner.counters.bus_errors, 1);
                     continue;
                 };
@@ -163,8 +164,8 @@ async fn pump(hub: Weak<Inner>, room: Option<Arc<str>>, mut sub: Subscription) {
                 bump(&c.bus_received, 1);
                 bump(&c.messages_out, 1);
                 match &room {
-                    Some(r) => hub.deliver_room(r, &frame, None),
-                    None => hub.deliver_all(&frame, None),
+                    Some(r) => hub.deliver_room(r, &mut out, None),
+                    None => hub.deliver_all(&mut out, None),
                 };
             }
             Delivery::Lagged { missed } => {

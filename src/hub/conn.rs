@@ -2,24 +2,30 @@
 //! that drains it into the connection's [`WriteHalf`], and the
 //! application's [`Registration`] handle.
 //!
-//! The queue holds encoded frames (`Bytes` shared with every other
-//! recipient of a broadcast). Pushing never waits: a frame either fits
-//! under [`HubConfig::max_queue_bytes`](super::HubConfig::max_queue_bytes)
-//! or the policy applies at once, so one stalled client cannot slow a
-//! broadcast to the others. The writer takes everything queued in one
-//! step, feeds it to the connection's write queue (which coalesces small
-//! frames) and flushes once: one write per burst.
+//! The queue holds encoded frames. A small frame (under [`INLINE_MAX`]) is
+//! copied into the queue's tail buffer: a copy of a few dozen bytes into
+//! memory only this queue touches is cheaper than a clone of the shared
+//! `Bytes`, whose one reference count every recipient's writer would bounce
+//! between cores. A larger frame is queued as the `Bytes` shared with every
+//! other recipient (after the tail so far, sealed into an item, so the
+//! order holds). Pushing never waits: a frame either fits under
+//! [`HubConfig::max_queue_bytes`](super::HubConfig::max_queue_bytes) or the
+//! policy applies at once, so one stalled client cannot slow a broadcast to
+//! the others. The writer swaps out everything queued in one step (the
+//! tail buffer for its spare, which it gets back once written), feeds it to
+//! the connection's write queue and flushes once: one write per burst.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Notify};
 
 use super::config::{SlowPolicy, SLOW_CONSUMER_CLOSE};
+use super::outgoing::{MemberDeflate, Piece};
 use super::rate::RateLimiter;
 use super::stats::{bump, Counters};
 use super::Hub;
@@ -57,10 +63,31 @@ pub enum SendOutcome {
     Closing,
 }
 
+/// Frames under this size are copied into the queue's tail buffer rather
+/// than shared.
+pub(crate) const INLINE_MAX: usize = 1024;
+/// A tail buffer that grew beyond this is not kept for the next burst.
+const KEEP_TAIL_CAPACITY: usize = 64 * 1024;
+/// A tail buffer's first allocation.
+const TAIL_START: usize = 1024;
+
+/// One queued item.
+enum Item {
+    /// Complete encoded frames.
+    Encoded(Bytes),
+    /// A data message for the connection's own compressor
+    /// (permessage-deflate with context takeover).
+    #[cfg(feature = "deflate")]
+    Message(crate::ws::OpCode, Bytes),
+}
+
 #[derive(Default)]
 struct Out {
-    items: VecDeque<Bytes>,
-    /// Bytes in `items`.
+    /// Items, all ahead of `tail`.
+    items: VecDeque<Item>,
+    /// Small encoded frames, after every item.
+    tail: BytesMut,
+    /// Bytes in `items` and `tail`.
     bytes: usize,
     /// Bytes the writer took and has not yet handed to the socket's queue.
     in_flight: usize,
@@ -76,6 +103,8 @@ pub(crate) struct Slot {
     pub(crate) id: ConnId,
     pub(crate) user: Arc<str>,
     pub(crate) meta: Meta,
+    /// How it takes compressed broadcasts (`None`: no permessage-deflate).
+    pub(crate) deflate: Option<MemberDeflate>,
     /// Rooms joined, in join order.
     pub(crate) rooms: Mutex<Vec<Arc<str>>>,
     pub(crate) limiter: Mutex<Option<RateLimiter>>,
@@ -100,11 +129,13 @@ impl Slot {
         user: Arc<str>,
         meta: Meta,
         limiter: Option<RateLimiter>,
+        deflate: Option<MemberDeflate>,
     ) -> Self {
         Slot {
             id,
             user,
             meta,
+            deflate,
             rooms: Mutex::new(Vec::new()),
             limiter: Mutex::new(limiter),
             last_seen_ms: AtomicU64::new(super::time::now_ms()),
@@ -119,15 +150,19 @@ impl Slot {
         lock(&self.rooms)
     }
 
-    /// Offers one encoded frame; never waits.
+    /// Offers one piece (encoded frames or a message); never waits.
     pub(crate) fn push(
         &self,
-        frame: &Bytes,
+        piece: Piece<'_>,
         max: usize,
         policy: SlowPolicy,
         c: &Counters,
     ) -> SendOutcome {
-        let len = frame.len();
+        let len = match piece {
+            Piece::Encoded(b) => b.len(),
+            #[cfg(feature = "deflate")]
+            Piece::Message(_, _, len) => len,
+        };
         let mut o = lock(&self.out);
         if o.done || o.close.is_some() {
             return SendOutcome::Closing;
@@ -141,12 +176,11 @@ impl Slot {
                 }
                 SlowPolicy::Close => {
                     // Free the backlog now: the connection is going.
-                    let freed = o.bytes;
                     o.items = VecDeque::new();
+                    o.tail = BytesMut::new();
                     o.bytes = 0;
                     o.close = Some((SLOW_CONSUMER_CLOSE, "slow consumer"));
                     drop(o);
-                    c.queued_bytes.fetch_sub(freed as i64, Ordering::Relaxed);
                     bump(&c.slow_closes, 1);
                     self.wake.notify_one();
                     self.stop.notify_one();
@@ -154,12 +188,28 @@ impl Slot {
                 }
             }
         }
-        let was_empty = o.items.is_empty();
-        o.items.push_back(frame.clone());
+        let was_empty = o.bytes == 0;
+        match piece {
+            Piece::Encoded(b) if b.len() < INLINE_MAX => {
+                if o.tail.capacity() == 0 {
+                    o.tail.reserve(TAIL_START);
+                }
+                o.tail.extend_from_slice(b);
+            }
+            Piece::Encoded(b) => {
+                o.seal_tail();
+                o.items.push_back(Item::Encoded(b.clone()));
+            }
+            #[cfg(feature = "deflate")]
+            Piece::Message(op, p, _) => {
+                o.seal_tail();
+                o.items.push_back(Item::Message(op, p.clone()));
+            }
+        }
         o.bytes += len;
         drop(o);
-        // The caller counts the delivery and its bytes (once per
-        // broadcast, not once per member: shared counters are contended).
+        // The caller counts the delivery (once per broadcast, not once
+        // per member: shared counters are contended).
         if was_empty {
             self.wake.notify_one();
         }
@@ -171,7 +221,7 @@ impl Slot {
         let mut o = lock(&self.out);
         if !o.done {
             o.missed += n;
-            let idle = o.items.is_empty();
+            let idle = o.bytes == 0;
             drop(o);
             if idle {
                 self.wake.notify_one();
@@ -191,18 +241,18 @@ impl Slot {
         self.wake.notify_one();
     }
 
-    /// Stops the writer (unregistered); returns the bytes it freed.
-    pub(crate) fn finish(&self, c: &Counters) {
+    /// Stops the writer (unregistered).
+    pub(crate) fn finish(&self) {
         let mut o = lock(&self.out);
         if o.done {
             return;
         }
         o.done = true;
-        let freed = o.bytes;
         o.items = VecDeque::new();
+        o.tail = BytesMut::new();
         o.bytes = 0;
+        o.in_flight = 0;
         drop(o);
-        c.queued_bytes.fetch_sub(freed as i64, Ordering::Relaxed);
         self.wake.notify_one();
         self.stop.notify_one();
         self.closed.send_replace(true);
@@ -212,6 +262,15 @@ impl Slot {
     /// racing an unregister cannot leave a member behind).
     pub(crate) fn is_done(&self) -> bool {
         lock(&self.out).done
+    }
+
+    /// Bytes queued here or taken by the writer and not yet handed to the
+    /// socket's queue (summed on demand by [`Hub::stats`]: a shared gauge
+    /// updated at every burst of every writer would be one more cache line
+    /// bouncing between cores).
+    pub(crate) fn queued(&self) -> usize {
+        let o = lock(&self.out);
+        o.bytes + o.in_flight
     }
 
     pub(crate) fn subscribe_closed(&self) -> watch::Receiver<bool> {
@@ -228,13 +287,29 @@ enum Step {
     Done,
 }
 
+impl Out {
+    /// Moves the tail into an item, so that what is queued next goes
+    /// after it.
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            let t = self.tail.split().freeze();
+            self.items.push_back(Item::Encoded(t));
+        }
+    }
+}
+
 impl Slot {
-    fn next_step(&self, batch: &mut Vec<Bytes>) -> Step {
+    /// Credits the `fed` bytes of the previous batch (handed to the
+    /// socket's queue), then swaps everything queued into `batch` and
+    /// `tail` (both empty; the queue keeps their capacity for the next
+    /// burst).
+    fn next_step(&self, fed: usize, batch: &mut VecDeque<Item>, tail: &mut BytesMut) -> Step {
         let mut o = lock(&self.out);
+        o.in_flight = o.in_flight.saturating_sub(fed);
         if o.done {
             return Step::Done;
         }
-        if o.items.is_empty() {
+        if o.bytes == 0 {
             if let Some((code, reason)) = o.close {
                 return Step::Close(code, reason);
             }
@@ -246,15 +321,9 @@ impl Slot {
         let n = o.bytes;
         o.bytes = 0;
         o.in_flight += n;
-        batch.extend(o.items.drain(..));
+        std::mem::swap(&mut o.items, batch);
+        std::mem::swap(&mut o.tail, tail);
         Step::Batch(n)
-    }
-
-    fn fed(&self, n: usize, c: &Counters) {
-        let mut o = lock(&self.out);
-        o.in_flight = o.in_flight.saturating_sub(n);
-        drop(o);
-        c.queued_bytes.fetch_sub(n as i64, Ordering::Relaxed);
     }
 }
 
@@ -265,10 +334,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let cfg = hub.config();
-    // Reused between bursts: no allocation per burst.
-    let mut batch: Vec<Bytes> = Vec::new();
+    // Swapped with the queue's at each burst and handed back empty: no
+    // allocation per burst.
+    let mut batch: VecDeque<Item> = VecDeque::new();
+    let mut spare = BytesMut::new();
+    let mut fed = 0;
     loop {
-        match slot.next_step(&mut batch) {
+        match slot.next_step(std::mem::take(&mut fed), &mut batch, &mut spare) {
             Step::Done => break,
             Step::Wait => slot.wake.notified().await,
             Step::Notice(n) => {
@@ -289,9 +361,19 @@ where
                 }
             }
             Step::Batch(n) => {
+                let tail = std::mem::take(&mut spare).freeze();
                 let feed = async {
-                    for b in batch.drain(..) {
-                        w.feed_encoded(b).await?;
+                    for item in batch.drain(..) {
+                        match item {
+                            Item::Encoded(b) => w.feed_encoded(b).await?,
+                            #[cfg(feature = "deflate")]
+                            Item::Message(op, p) => {
+                                w.feed_frame(crate::ws::Frame::new(op, p)).await?
+                            }
+                        }
+                    }
+                    if !tail.is_empty() {
+                        w.feed_encoded(tail.clone()).await?;
                     }
                     w.flush().await
                 };
@@ -300,7 +382,15 @@ where
                     _ = slot.stop.notified() => true,
                 };
                 batch.clear();
-                slot.fed(n, &hub.inner.counters);
+                // Written (or copied) and released by the socket's queue:
+                // the buffer is ours again for the next burst.
+                if let Ok(mut b) = tail.try_into_mut() {
+                    if b.capacity() <= KEEP_TAIL_CAPACITY {
+                        b.clear();
+                        spare = b;
+                    }
+                }
+                fed = n;
                 if !r {
                     break;
                 }

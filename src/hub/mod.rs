@@ -19,12 +19,18 @@
 //! ([`PresenceInfo`], [`PresenceEvent`]), `cluster.rs` (the bus wire
 //! format, publisher and room subscriptions), `redis.rs` (presence leases,
 //! feature `redis`), `envelope.rs` (the JSON protocol, feature `serde`),
-//! `rate.rs` ([`RateLimiter`]), `stats.rs` ([`HubStats`]).
+//! `rate.rs` ([`RateLimiter`]), `stats.rs` ([`HubStats`]), `outgoing.rs`
+//! (one message's encodings, plain and compressed).
 //!
 //! ## Guarantees
 //!
 //! - **Encode once.** A broadcast encodes its frame once; every recipient
-//!   (and the bus) shares the same `Bytes`.
+//!   (and the bus) shares the same bytes. With permessage-deflate (feature
+//!   `deflate`) it is also compressed once per distinct window among the
+//!   members that negotiated no server context takeover (lazily: only when
+//!   one of them is a recipient and the message reaches its threshold;
+//!   [`HubStats::broadcast_compressions`] counts them); a member with
+//!   context takeover gets the message through its own compressor.
 //! - **Bounded.** Each connection has at most
 //!   [`max_queue_bytes`](HubConfig::max_queue_bytes) queued in the hub plus
 //!   its socket write buffer (`ws::Config::write_buffer_high_water`). A
@@ -49,6 +55,7 @@ mod config;
 mod conn;
 #[cfg(feature = "serde")]
 pub mod envelope;
+mod outgoing;
 mod presence;
 mod rate;
 #[cfg(feature = "redis")]
@@ -78,6 +85,7 @@ pub use time::rfc3339;
 
 use self::cluster::Cluster;
 use self::conn::Slot;
+use self::outgoing::{MemberDeflate, Outgoing, Piece};
 use self::presence::Backend;
 use self::rooms::Room;
 use self::stats::{bump, Counters};
@@ -118,6 +126,24 @@ impl std::error::Error for HubError {}
 
 /// Longest room name, in bytes.
 pub const MAX_ROOM_LEN: usize = 128;
+
+/// How the connection behind `w` takes compressed broadcasts.
+fn member_deflate<S: AsyncRead + AsyncWrite + Unpin>(w: &WriteHalf<S>) -> Option<MemberDeflate> {
+    #[cfg(feature = "deflate")]
+    {
+        let p = w.deflate()?;
+        Some(MemberDeflate {
+            shared: w.shared_deflate_window(),
+            level: p.level,
+            threshold: p.threshold,
+        })
+    }
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = w;
+        None
+    }
+}
 
 /// Encodes `msg` as one server frame (unmasked: the same bytes serve every
 /// connection).
@@ -275,7 +301,13 @@ impl Hub {
     {
         let id = ConnId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let limiter = self.inner.config.rate_limit.map(RateLimiter::new);
-        let slot = Arc::new(Slot::new(id, user.into(), meta, limiter));
+        let slot = Arc::new(Slot::new(
+            id,
+            user.into(),
+            meta,
+            limiter,
+            member_deflate(&write),
+        ));
         let closed = slot.subscribe_closed();
         self.conns_mut().insert(id, slot.clone());
         bump(&self.inner.counters.connections, 1);
@@ -357,7 +389,21 @@ impl Hub {
 
     /// Queues `msg` for one connection. Never waits.
     pub fn send(&self, id: ConnId, msg: &Message) -> Result<SendOutcome, HubError> {
-        self.send_encoded(id, &encode(msg))
+        let slot = self.slot(id)?;
+        bump(&self.inner.counters.messages_out, 1);
+        let mut out = Outgoing::new(msg);
+        // One recipient: its own compressor does what a shared encoding
+        // would (and keeps its context, if it has one).
+        #[cfg(feature = "deflate")]
+        let deflate = slot.deflate.map(|d| MemberDeflate { shared: None, ..d });
+        #[cfg(not(feature = "deflate"))]
+        let deflate = slot.deflate;
+        let piece = out.piece(deflate, &self.inner.counters);
+        let r = self.push(&slot, piece);
+        if r == SendOutcome::Queued {
+            bump(&self.inner.counters.deliveries, 1);
+        }
+        Ok(r)
     }
 
     /// Queues an already-encoded server frame (see [`encode`]) for one
@@ -365,24 +411,22 @@ impl Hub {
     pub fn send_encoded(&self, id: ConnId, frame: &Bytes) -> Result<SendOutcome, HubError> {
         let slot = self.slot(id)?;
         bump(&self.inner.counters.messages_out, 1);
-        let r = self.push(&slot, frame);
+        let r = self.push(&slot, Piece::Encoded(frame));
         if r == SendOutcome::Queued {
-            self.count_queued(1, frame.len());
+            bump(&self.inner.counters.deliveries, 1);
         }
         Ok(r)
     }
 
-    /// Counts `n` deliveries of a `len`-byte frame.
-    fn count_queued(&self, n: usize, len: usize) {
-        let c = &self.inner.counters;
-        bump(&c.deliveries, n as u64);
-        c.queued_bytes
-            .fetch_add((n * len) as i64, Ordering::Relaxed);
+    fn push(&self, slot: &Slot, piece: Piece<'_>) -> SendOutcome {
+        let cfg = &self.inner.config;
+        slot.push(piece, cfg.max_queue_bytes, cfg.policy, &self.inner.counters)
     }
 
-    fn push(&self, slot: &Slot, frame: &Bytes) -> SendOutcome {
-        let cfg = &self.inner.config;
-        slot.push(frame, cfg.max_queue_bytes, cfg.policy, &self.inner.counters)
+    /// Queues `out` for `slot`; whether it was queued.
+    fn offer(&self, slot: &Slot, out: &mut Outgoing) -> bool {
+        let piece = out.piece(slot.deflate, &self.inner.counters);
+        self.push(slot, piece) == SendOutcome::Queued
     }
 
     /// Sends `msg` to every member of `room` on every instance, except
@@ -396,11 +440,11 @@ impl Hub {
         except: Option<ConnId>,
     ) -> Result<usize, HubError> {
         let channel = rooms::room_channel(room)?;
-        let frame = encode(msg);
+        let mut out = Outgoing::new(msg);
         bump(&self.inner.counters.messages_out, 1);
-        let n = self.deliver_room(room, &frame, except);
+        let n = self.deliver_room(room, &mut out, except);
         if let Some(c) = self.inner.cluster.get() {
-            c.publish(channel, &self.inner.instance, except, frame)
+            c.publish(channel, &self.inner.instance, except, out.frame)
                 .await;
         }
         Ok(n)
@@ -408,51 +452,61 @@ impl Hub {
 
     /// Sends `msg` to every connection on every instance, except `except`.
     pub async fn broadcast_all(&self, msg: &Message, except: Option<ConnId>) -> usize {
-        let frame = encode(msg);
+        let mut out = Outgoing::new(msg);
         bump(&self.inner.counters.messages_out, 1);
-        let n = self.deliver_all(&frame, except);
+        let n = self.deliver_all(&mut out, except);
         if let Some(c) = self.inner.cluster.get() {
             let ch = cluster::all_channel();
-            c.publish(ch, &self.inner.instance, except, frame).await;
+            c.publish(ch, &self.inner.instance, except, out.frame).await;
         }
         n
     }
 
-    /// Queues `frame` for the local members of `room`.
-    pub(crate) fn deliver_room(&self, room: &str, frame: &Bytes, except: Option<ConnId>) -> usize {
+    /// Queues `out` for the local members of `room`.
+    pub(crate) fn deliver_room(
+        &self,
+        room: &str,
+        out: &mut Outgoing,
+        except: Option<ConnId>,
+    ) -> usize {
         let rooms = self.rooms();
         let Some(r) = rooms.get(room) else {
             return 0;
         };
         let mut n = 0;
         for (id, slot) in &r.members {
-            if Some(*id) != except && self.push(slot, frame) == SendOutcome::Queued {
+            if Some(*id) != except && self.offer(slot, out) {
                 n += 1;
             }
         }
         drop(rooms);
-        self.count_queued(n, frame.len());
+        // Once per broadcast, not once per member: shared counters are
+        // contended.
+        bump(&self.inner.counters.deliveries, n as u64);
         n
     }
 
-    /// Queues `frame` for every local connection.
-    pub(crate) fn deliver_all(&self, frame: &Bytes, except: Option<ConnId>) -> usize {
+    /// Queues `out` for every local connection.
+    pub(crate) fn deliver_all(&self, out: &mut Outgoing, except: Option<ConnId>) -> usize {
         let conns = self.conns();
         let mut n = 0;
         for (id, slot) in conns.iter() {
-            if Some(*id) != except && self.push(slot, frame) == SendOutcome::Queued {
+            if Some(*id) != except && self.offer(slot, out) {
                 n += 1;
             }
         }
         drop(conns);
-        self.count_queued(n, frame.len());
+        // Once per broadcast, not once per member: shared counters are
+        // contended.
+        bump(&self.inner.counters.deliveries, n as u64);
         n
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> HubStats {
         let rooms = self.rooms().len() as u64;
-        self.inner.counters.snapshot(rooms)
+        let queued: usize = self.conns().values().map(|s| s.queued()).sum();
+        self.inner.counters.snapshot(rooms, queued as u64)
     }
 
     /// Closes every connection with 1001 (going away) and, with shared

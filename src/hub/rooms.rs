@@ -188,7 +188,7 @@ impl Hub {
             .counters
             .connections
             .fetch_sub(1, Ordering::Relaxed);
-        slot.finish(&self.inner.counters);
+        slot.finish();
         let rooms = std::mem::take(&mut *slot.rooms());
         for room in rooms {
             self.leave_slot(&slot, &room).await;

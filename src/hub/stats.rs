@@ -1,7 +1,7 @@
 //! The hub's counters: relaxed atomics, read as one cheap snapshot.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of a hub's counters ([`Hub::stats`](super::Hub::stats)).
 /// Counters count since the hub started; gauges are the value now.
@@ -42,6 +42,10 @@ pub struct HubStats {
     pub bus_received: u64,
     /// Bus or presence-backend operations that failed.
     pub bus_errors: u64,
+    /// Compressed encodings made for broadcasts (permessage-deflate, feature
+    /// `deflate`): one per message per distinct window among the members
+    /// that share one, however many they are.
+    pub broadcast_compressions: u64,
 }
 
 impl HubStats {
@@ -111,6 +115,11 @@ impl HubStats {
                 self.bus_errors,
                 "Failed bus or presence operations.",
             ),
+            (
+                "broadcast_compressions",
+                self.broadcast_compressions,
+                "Compressed encodings made for broadcasts.",
+            ),
         ];
         for (name, v, help) in counters {
             let _ = write!(
@@ -125,7 +134,6 @@ impl HubStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) connections: AtomicU64,
-    pub(crate) queued_bytes: AtomicI64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
     pub(crate) deliveries: AtomicU64,
@@ -138,6 +146,7 @@ pub(crate) struct Counters {
     pub(crate) bus_published: AtomicU64,
     pub(crate) bus_received: AtomicU64,
     pub(crate) bus_errors: AtomicU64,
+    pub(crate) broadcast_compressions: AtomicU64,
 }
 
 /// Adds `n` to a counter.
@@ -146,12 +155,12 @@ pub(crate) fn bump(c: &AtomicU64, n: u64) {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, rooms: u64) -> HubStats {
+    pub(crate) fn snapshot(&self, rooms: u64, queued_bytes: u64) -> HubStats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         HubStats {
             connections: g(&self.connections),
             rooms,
-            queued_bytes: self.queued_bytes.load(Ordering::Relaxed).max(0) as u64,
+            queued_bytes,
             messages_in: g(&self.messages_in),
             messages_out: g(&self.messages_out),
             deliveries: g(&self.deliveries),
@@ -164,6 +173,7 @@ impl Counters {
             bus_published: g(&self.bus_published),
             bus_received: g(&self.bus_received),
             bus_errors: g(&self.bus_errors),
+            broadcast_compressions: g(&self.broadcast_compressions),
         }
     }
 }

@@ -13,9 +13,9 @@
 //! control connection and the same broadcast loop (send, `yield_now`,
 //! repeat):
 //!
-//! - `hub` (`rtwire-hub`): `Hub::broadcast` (one encode, a `Bytes` clone
-//!   per member, one writer task per connection that writes what has
-//!   queued in one go);
+//! - `hub` (`rtwire-hub`): `Hub::broadcast` (one encode, a copy of the
+//!   small frame into each member's queue, one writer task per connection
+//!   that writes what has queued in one go);
 //! - `tungstenite` (`broadcast+tungstenite`): the seeds' axum pattern, a
 //!   `tokio::sync::broadcast` channel and one task per client that sends
 //!   each message with tokio-tungstenite (an encode and a flush per client
