@@ -32,3 +32,7 @@ pub mod upgrade;
 pub mod ws;
 
 pub use error::{Error, HandshakeError, ProtocolError, UsageError};
+
+#[cfg(feature = "http")]
+#[path = "integrations/http_types.rs"]
+pub mod http_types;
