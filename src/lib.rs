@@ -36,3 +36,7 @@ pub use error::{Error, HandshakeError, ProtocolError, UsageError};
 #[cfg(feature = "http")]
 #[path = "integrations/http_types.rs"]
 pub mod http_types;
+
+#[cfg(feature = "hyper")]
+#[path = "integrations/hyper.rs"]
+pub mod hyper;
