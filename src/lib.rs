@@ -40,3 +40,7 @@ pub mod http_types;
 #[cfg(feature = "hyper")]
 #[path = "integrations/hyper.rs"]
 pub mod hyper;
+
+#[cfg(feature = "axum")]
+#[path = "integrations/axum.rs"]
+pub mod axum;
