@@ -52,6 +52,13 @@ use crate::error::{Error, TimeoutKind, UsageError};
 /// (a `TcpStream`, a TLS stream, or the IO an HTTP server's upgrade hands
 /// over).
 ///
+/// Any `AsyncRead + AsyncWrite + Unpin` works: for `wss://`, accept or
+/// connect over a `tokio_rustls` (or `tokio-native-tls`) stream once its
+/// TLS handshake is done — `Conn::accept(tls, &config)` on the server,
+/// `Conn::connect(tls, "wss://host/path", &config)` on the client (the
+/// URL's scheme only names the stream; the TLS is the caller's).
+/// `tests/ecosystem_tls.rs` runs both over rustls on loopback.
+///
 /// With feature `futures`, a `Conn` is a `futures` `Stream` of
 /// `Result<Message, Error>` (ending after the closing handshake) and a
 /// `Sink<Message>` (`poll_ready` waits for room under the high-water
