@@ -11,6 +11,7 @@
 mod conn_support;
 
 use std::future::poll_fn;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::Poll;
@@ -246,4 +247,65 @@ async fn poll_ready_is_backpressure() {
     bounded("flush", SinkExt::flush(&mut conn)).await.unwrap();
     assert_eq!(Conn::buffered(&conn), 0);
     assert_eq!(bounded("peer read", reader).await.unwrap(), total);
+}
+
+/// A `SinkExt::close` dropped while its close frame cannot be written
+/// (the peer is not reading) loses nothing: the next one resumes, the
+/// peer gets every message, then exactly one close frame, and the
+/// handshake completes.
+#[tokio::test]
+async fn a_dropped_close_resumes() {
+    const CHUNK: usize = 60_000;
+    let (l, addr) = listener().await;
+    let config = Config::builder().write_buffer_high_water(1024).build();
+    let accept = tokio::spawn(async move { accept(&l, &config).await });
+    let mut peer = RawClient::connect(addr, "/", "").await;
+    let mut conn = accept.await.unwrap();
+
+    // Fill the socket until a write would block.
+    let payload = Bytes::from(pattern(CHUNK, 3));
+    let mut fed = 0usize;
+    loop {
+        let ready = poll_fn(|cx| Poll::Ready(Pin::new(&mut conn).poll_ready(cx))).await;
+        match ready {
+            Poll::Ready(r) => r.unwrap(),
+            Poll::Pending => break,
+        }
+        Pin::new(&mut conn)
+            .start_send(Message::Binary(payload.clone()))
+            .unwrap();
+        fed += 1;
+        assert!(fed < 4096, "the socket never filled");
+    }
+    // One poll of close, then the future is dropped.
+    {
+        let mut close = SinkExt::close(&mut conn);
+        let first = poll_fn(|cx| Poll::Ready(Pin::new(&mut close).poll(cx))).await;
+        assert!(
+            first.is_pending(),
+            "closing cannot finish: the peer is not reading"
+        );
+    }
+    let peer_side = tokio::spawn(async move {
+        for i in 0..fed {
+            let f = peer.frame().await;
+            assert_eq!(
+                (f.opcode, f.payload.len()),
+                (rtwire::ws::OpCode::Binary, CHUNK),
+                "{i}"
+            );
+        }
+        let f = peer.frame().await;
+        assert_eq!(f.opcode, rtwire::ws::OpCode::Close);
+        assert_eq!(&f.payload[..], &1000u16.to_be_bytes());
+        peer.send(rtwire::ws::Frame::close(CloseCode::NORMAL, ""))
+            .await;
+        // Nothing after the one close: the server ends the stream.
+        assert!(peer.r.recv().await.unwrap().is_none());
+    });
+    bounded("close again", SinkExt::close(&mut conn))
+        .await
+        .unwrap();
+    assert!(conn.is_closed());
+    bounded("peer", peer_side).await.unwrap();
 }
