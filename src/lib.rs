@@ -10,6 +10,12 @@
 //! A thin tokio shell ([`ws::Conn`], [`sse::SseStream`]) drives them over any
 //! `AsyncRead + AsyncWrite`.
 //!
+//! Fitting the ecosystem, each behind a feature: `futures` (`Stream` and
+//! `Sink` for [`ws::Conn`] and its halves), `http` (`http_types`: the
+//! handshake from and to the `http` crate's types), `hyper` (`hyper`:
+//! upgrading a hyper 1 request, an SSE body) and `axum` (`axum`: a
+//! `WebSocketUpgrade` extractor and an SSE response).
+//!
 //! ```
 //! use rtwire::ws::{FrameHeader, OpCode};
 //!
@@ -32,3 +38,21 @@ pub mod upgrade;
 pub mod ws;
 
 pub use error::{Error, HandshakeError, ProtocolError, UsageError};
+
+#[cfg(feature = "http")]
+#[path = "integrations/http_types.rs"]
+pub mod http_types;
+
+#[cfg(feature = "hyper")]
+#[path = "integrations/hyper.rs"]
+pub mod hyper;
+
+#[cfg(feature = "axum")]
+#[path = "integrations/axum.rs"]
+pub mod axum;
+
+// The README's code blocks, compiled as doctests (they use the `axum`
+// feature; CI runs `cargo test --all-features`).
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -19,6 +19,8 @@ mod inflate;
 mod read_buf;
 mod reader;
 mod split;
+#[cfg(feature = "futures")]
+mod stream_sink;
 mod wire;
 mod write_queue;
 mod writer;
@@ -51,6 +53,23 @@ use crate::error::{Error, TimeoutKind, UsageError};
 /// A WebSocket connection, server or client, over any stream `S`
 /// (a `TcpStream`, a TLS stream, or the IO an HTTP server's upgrade hands
 /// over).
+///
+/// Any `AsyncRead + AsyncWrite + Unpin` works: for `wss://`, accept or
+/// connect over a `tokio_rustls` (or `tokio-native-tls`) stream once its
+/// TLS handshake is done — `Conn::accept(tls, &config)` on the server,
+/// `Conn::connect(tls, "wss://host/path", &config)` on the client (the
+/// URL's scheme only names the stream; the TLS is the caller's).
+/// `tests/ecosystem_tls.rs` runs both over rustls on loopback.
+///
+/// With feature `futures`, a `Conn` is a `futures` `Stream` of
+/// `Result<Message, Error>` (ending after the closing handshake) and a
+/// `Sink<Message>` (`poll_ready` waits for room under the high-water
+/// mark, `start_send` queues, `poll_flush` writes, `poll_close` runs the
+/// closing handshake with 1000); so are its halves ([`ReadHalf`]: `Stream`,
+/// [`WriteHalf`]: `Sink`), e.g. `read.forward(write)` is an echo server.
+/// The inherent `close(code, reason)` and `buffered()` win over
+/// `SinkExt::close` and `StreamExt::buffered` in method calls: call those
+/// as `SinkExt::close(&mut conn)`.
 ///
 /// Two levels of API:
 /// - frames: [`read_frame`](Self::read_frame) returns every frame, control

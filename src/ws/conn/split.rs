@@ -391,3 +391,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         self.send_text(text).await
     }
 }
+
+/// The poll-level API behind the `futures` `Stream` and `Sink` impls
+/// (`stream_sink`).
+#[cfg(feature = "futures")]
+impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
+    pub(crate) fn poll_read_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Message>, Error>> {
+        let Self { shared, reader } = self;
+        reader.poll_message(&mut HalfWire { shared }, cx)
+    }
+}
+
+#[cfg(feature = "futures")]
+impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
+    pub(crate) fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.writer().poll_ready(cx)
+    }
+
+    pub(crate) fn start_send_message(&mut self, msg: Message) -> Result<(), Error> {
+        let frame = super::stream_sink::frame_of(msg);
+        let mut g = self.shared.lock();
+        g.tx.check(&frame)?;
+        g.tx.start_send(&frame);
+        Ok(())
+    }
+
+    pub(crate) fn poll_write_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.writer().poll_flush(cx)
+    }
+
+    pub(crate) fn poll_write_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.shared
+            .lock()
+            .tx
+            .push_close(&super::stream_sink::normal_close());
+        self.writer().poll_flush(cx)
+    }
+}
