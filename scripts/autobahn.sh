@@ -4,9 +4,10 @@
 #   - fuzzingserver against examples/echo_client (tests rtwire's client)
 # All cases except 12.* and 13.* with deflate off, then a subset of the
 # permessage-deflate cases 12.* and 13.* (DEFLATE_CASES) with --deflate in
-# both roles: the first four and the eleventh of every group (60 cases,
-# about a minute per role; the whole 216 take ~6 CPU-minutes each in wstest:
-# scripts/autobahn-deflate.sh runs them all).
+# both roles: cases 2, 3, 4 and 9 of every group (48 cases; small and
+# 64 KiB messages, each group's parameters). Case ids are listed one by
+# one: wstest matches patterns by prefix ("12.*.1" would also take
+# 12.x.10-18). scripts/autobahn-deflate.sh runs all 216.
 # Exits non-zero unless every case is OK or INFORMATIONAL, for the case
 # itself and for its closing behaviour: no FAILED, NON-STRICT, UNIMPLEMENTED,
 # and no unclean or wrong-code close.
@@ -22,7 +23,7 @@ SERVER_PORT=${SERVER_PORT:-9001}
 CLIENT_PORT=${CLIENT_PORT:-9010}
 [ -x "$RUNSH" ] || [ -f "$RUNSH" ] || { echo "autobahn: $RUNSH not found" >&2; exit 2; }
 
-DEFLATE_CASES=${DEFLATE_CASES:-12.*.1,12.*.2,12.*.3,12.*.4,12.*.11,13.*.1,13.*.2,13.*.3,13.*.4,13.*.11}
+DEFLATE_CASES=${DEFLATE_CASES:-12.1.2,12.1.3,12.1.4,12.1.9,12.2.2,12.2.3,12.2.4,12.2.9,12.3.2,12.3.3,12.3.4,12.3.9,12.4.2,12.4.3,12.4.4,12.4.9,12.5.2,12.5.3,12.5.4,12.5.9,13.1.2,13.1.3,13.1.4,13.1.9,13.2.2,13.2.3,13.2.4,13.2.9,13.3.2,13.3.3,13.3.4,13.3.9,13.4.2,13.4.3,13.4.4,13.4.9,13.5.2,13.5.3,13.5.4,13.5.9,13.6.2,13.6.3,13.6.4,13.6.9,13.7.2,13.7.3,13.7.4,13.7.9}
 DEFLATE_SERVER_PORT=${DEFLATE_SERVER_PORT:-9002}
 DEFLATE_CLIENT_PORT=${DEFLATE_CLIENT_PORT:-9011}
 cargo build --release --features deflate --example echo_server --example echo_client
