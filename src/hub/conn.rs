@@ -346,7 +346,7 @@ where
             Step::Notice(n) => {
                 let frame = super::encode(&(cfg.missed_message)(n));
                 let feed = async {
-                    w.feed_encoded(frame).await?;
+                    w.feed_hub_frames(frame).await?;
                     w.flush().await
                 };
                 // A stop while the socket is stalled must not wait for the
@@ -365,7 +365,7 @@ where
                 let feed = async {
                     for item in batch.drain(..) {
                         match item {
-                            Item::Encoded(b) => w.feed_encoded(b).await?,
+                            Item::Encoded(b) => w.feed_hub_frames(b).await?,
                             #[cfg(feature = "deflate")]
                             Item::Message(op, p) => {
                                 w.feed_frame(crate::ws::Frame::new(op, p)).await?
@@ -373,7 +373,7 @@ where
                         }
                     }
                     if !tail.is_empty() {
-                        w.feed_encoded(tail.clone()).await?;
+                        w.feed_hub_frames(tail.clone()).await?;
                     }
                     w.flush().await
                 };

@@ -309,6 +309,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         self.writer().feed_encoded(frames).await
     }
 
+    /// [`feed_encoded`](Self::feed_encoded) for frames the hub encoded
+    /// itself for this connection: their headers are not walked again
+    /// (a burst of small frames is one buffer of many frames).
+    pub(crate) async fn feed_hub_frames(&mut self, frames: Bytes) -> Result<(), Error> {
+        self.writer().feed_checked(frames).await
+    }
+
     /// Writes out everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
         self.writer().flush().await

@@ -227,32 +227,15 @@ impl WriteQueue {
     }
 
     /// Checks that pre-encoded frames may be queued now: not after our
-    /// close, not inside an open fragmented message.
-    /// `fits`: a compressed (RSV1) frame fits this connection.
-    pub(crate) fn check_encoded(&self, frames: &[u8], fits: bool) -> Result<(), Error> {
+    /// close, not inside an open fragmented message. (What the frames
+    /// themselves may be is [`check_encoded_frames`], checked once, outside
+    /// any lock.)
+    pub(crate) fn check_encoded_state(&self) -> Result<(), Error> {
         if self.close_sent {
             return Err(Error::AlreadyClosing);
         }
         if self.in_message {
             return Err(Error::Usage(UsageError::FragmentOrder));
-        }
-        // A compressed (RSV1) frame fits only a connection that compresses
-        // every message on its own: elsewhere it would break the peer's
-        // inflate context, or the peer has no deflate at all.
-        let mut rest = frames;
-        while let Ok(Some((h, n))) = crate::ws::frame::FrameHeader::parse(rest) {
-            let ok = h.rsv == 0
-                || (fits && h.rsv == 0b100 && matches!(h.opcode, OpCode::Text | OpCode::Binary));
-            if !ok {
-                return Err(Error::Usage(UsageError::ReservedBits));
-            }
-            let Some(next) = usize::try_from(h.payload_len)
-                .ok()
-                .and_then(|len| rest.get(n.checked_add(len)?..))
-            else {
-                break;
-            };
-            rest = next;
         }
         Ok(())
     }
@@ -375,4 +358,27 @@ impl WriteQueue {
             }
         }
     }
+}
+
+/// Checks what pre-encoded frames may hold: a compressed (RSV1) frame fits
+/// only a connection that compresses every message on its own (`fits`):
+/// elsewhere it would break the peer's inflate context, or the peer has no
+/// deflate at all. No other reserved bit is ever allowed.
+pub(crate) fn check_encoded_frames(frames: &[u8], fits: bool) -> Result<(), Error> {
+    let mut rest = frames;
+    while let Ok(Some((h, n))) = crate::ws::frame::FrameHeader::parse(rest) {
+        let ok = h.rsv == 0
+            || (fits && h.rsv == 0b100 && matches!(h.opcode, OpCode::Text | OpCode::Binary));
+        if !ok {
+            return Err(Error::Usage(UsageError::ReservedBits));
+        }
+        let Some(next) = usize::try_from(h.payload_len)
+            .ok()
+            .and_then(|len| rest.get(n.checked_add(len)?..))
+        else {
+            break;
+        };
+        rest = next;
+    }
+    Ok(())
 }

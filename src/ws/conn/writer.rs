@@ -85,10 +85,26 @@ impl<W: Wire> Writer<'_, W> {
             .deflate
             .as_deref()
             .is_some_and(|d| d.shared_window().is_some());
-        self.wire.queue(|q| q.check_encoded(&frames, fits))?;
+        super::write_queue::check_encoded_frames(&frames, fits)?;
+        self.feed_checked(frames).await
+    }
+
+    /// Queues frames whose headers need no check: already checked, or the
+    /// hub's own, encoded by it for this connection (compressed only where
+    /// `shared_deflate_window` said so). The frames are immutable, so what
+    /// was checked once holds; only the queue's state is checked again
+    /// after the wait, in the step that queues them.
+    pub(crate) async fn feed_checked(&mut self, frames: Bytes) -> Result<(), Error> {
+        if self.role != Role::Server {
+            return Err(Error::Usage(UsageError::EncodedFramesNeedServerRole));
+        }
+        if self.closed {
+            return Err(Error::ConnectionClosed);
+        }
+        self.wire.queue(|q| q.check_encoded_state())?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
         self.wire.queue(|q| {
-            q.check_encoded(&frames, fits)?;
+            q.check_encoded_state()?;
             q.push_encoded(frames);
             Ok(())
         })

@@ -4,7 +4,7 @@
 //! ```text
 //! hub_fanout server <hub|tungstenite|fastws> ADDR N M   # the server
 //! hub_fanout clients ADDR N M                           # its N clients
-//! hub_fanout run N M                                    # all three, one after the other
+//! hub_fanout run N M [KIND...]                           # all three (or those named), one after the other
 //! ```
 //!
 //! One room of N WebSocket subscribers over loopback; M binary messages of
@@ -118,7 +118,10 @@ fn main() {
                     .expect("clients stuck")
             });
         }
-        Some("run") => run(arg(&args, 2, "N"), arg(&args, 3, "M")),
+        Some("run") => {
+            let kinds: Vec<&str> = args[4..].iter().map(String::as_str).collect();
+            run(arg(&args, 2, "N"), arg(&args, 3, "M"), &kinds)
+        }
         _ => {
             eprintln!(
                 "usage: hub_fanout server <hub|tungstenite|fastws> ADDR N M | clients ADDR N M | run N M"
@@ -442,13 +445,19 @@ fn run_one(exe: &std::path::Path, kind: &str, n: usize, m: usize) -> Outcome {
     }
 }
 
-fn run(n: usize, m: usize) {
+fn run(n: usize, m: usize, only: &[&str]) {
     let exe = std::env::current_exe().expect("own path");
     let runs: Vec<Outcome> = ["hub", "tungstenite", "fastws"]
         .iter()
+        .filter(|k| only.is_empty() || only.contains(k))
         .map(|kind| run_one(&exe, kind, n, m))
         .collect();
-    let (hub, peers) = runs.split_first().unwrap();
+    let Some((hub, peers)) = runs.split_first() else {
+        return;
+    };
+    if hub.name != "rtwire-hub" || peers.is_empty() {
+        return;
+    }
     for p in peers {
         println!(
             "RATIO subscribers={n} rtwire-hub_vs={} throughput={:.2}x server_cpu_per_delivery={:.2}x",
