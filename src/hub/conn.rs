@@ -81,25 +81,35 @@ enum Item {
     Message(crate::ws::OpCode, Bytes),
 }
 
+/// The queue, laid out so that a push touches one cache line: the
+/// broadcaster reaches thousands of these per message, each last touched by
+/// its writer on another core, so every line more is one more miss per
+/// delivery. `Slot` is 64-byte aligned with this mutex first.
 #[derive(Default)]
+#[repr(C)]
 struct Out {
-    /// Items, all ahead of `tail`.
-    items: VecDeque<Item>,
-    /// Small encoded frames, after every item.
-    tail: BytesMut,
     /// Bytes in `items` and `tail`.
     bytes: usize,
     /// Bytes the writer took and has not yet handed to the socket's queue.
     in_flight: usize,
+    /// Small encoded frames, after every item.
+    tail: BytesMut,
+    /// `done || close.is_some()`: nothing more is accepted.
+    shut: bool,
+    /// Unregistered: the writer stops.
+    done: bool,
+    /// Items, all ahead of `tail`.
+    items: VecDeque<Item>,
     /// Frames dropped since the connection last caught up.
     missed: u64,
     close: Option<(CloseCode, &'static str)>,
-    /// Unregistered: the writer stops.
-    done: bool,
 }
 
 /// The hub's side of one connection.
+#[repr(C, align(64))]
 pub(crate) struct Slot {
+    /// First, on its own cache line (see [`Out`]).
+    out: Mutex<Out>,
     pub(crate) id: ConnId,
     pub(crate) user: Arc<str>,
     pub(crate) meta: Meta,
@@ -110,7 +120,6 @@ pub(crate) struct Slot {
     pub(crate) limiter: Mutex<Option<RateLimiter>>,
     /// Milliseconds since the Unix epoch of the last inbound message.
     pub(crate) last_seen_ms: AtomicU64,
-    out: Mutex<Out>,
     /// A frame, a notice or a stop is waiting.
     wake: Notify,
     /// A close or the end was requested: interrupts a stalled write.
@@ -164,7 +173,7 @@ impl Slot {
             Piece::Message(_, _, len) => len,
         };
         let mut o = lock(&self.out);
-        if o.done || o.close.is_some() {
+        if o.shut {
             return SendOutcome::Closing;
         }
         if o.bytes + o.in_flight + len > max {
@@ -180,6 +189,7 @@ impl Slot {
                     o.tail = BytesMut::new();
                     o.bytes = 0;
                     o.close = Some((SLOW_CONSUMER_CLOSE, "slow consumer"));
+                    o.shut = true;
                     drop(o);
                     bump(&c.slow_closes, 1);
                     self.wake.notify_one();
@@ -233,10 +243,11 @@ impl Slot {
     /// queued has been written (nothing more is accepted).
     pub(crate) fn request_close(&self, code: CloseCode, reason: &'static str) {
         let mut o = lock(&self.out);
-        if o.done || o.close.is_some() {
+        if o.shut {
             return;
         }
         o.close = Some((code, reason));
+        o.shut = true;
         drop(o);
         self.wake.notify_one();
     }
@@ -248,6 +259,7 @@ impl Slot {
             return;
         }
         o.done = true;
+        o.shut = true;
         o.items = VecDeque::new();
         o.tail = BytesMut::new();
         o.bytes = 0;
@@ -481,5 +493,24 @@ impl Drop for Registration {
             let (hub, id) = (self.hub.clone(), self.id);
             rt.spawn(async move { hub.unregister(id).await });
         }
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn a_push_touches_one_cache_line() {
+        // What a push reads and writes: the mutex word, `bytes`,
+        // `in_flight`, `tail` and `shut`; the mutex's own header is at most
+        // 8 bytes ahead of `Out`, and `Slot` starts with it on a 64-byte
+        // boundary.
+        let header = std::mem::size_of::<Mutex<Out>>() - std::mem::size_of::<Out>();
+        assert!(header <= 8, "mutex header {header}");
+        let end = std::mem::offset_of!(Out, shut) + 1;
+        assert!(header + end <= 64, "hot fields end at {}", header + end);
+        assert_eq!(std::mem::offset_of!(Slot, out), 0);
+        assert_eq!(std::mem::align_of::<Slot>(), 64);
     }
 }
