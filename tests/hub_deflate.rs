@@ -170,7 +170,18 @@ fn feed_text() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_is_compressed_once_for_every_member_that_can_share_it() {
-    let hub = Hub::new(HubConfig::default());
+    compressed_once(false).await
+}
+
+/// The same with batched fan-out: members that compress go message by
+/// message, and each message is still compressed once per window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_broadcast_is_compressed_once_for_every_member_that_can_share_it() {
+    compressed_once(true).await
+}
+
+async fn compressed_once(batched: bool) {
+    let hub = Hub::new(HubConfig::default().batch_broadcasts(batched));
     let shared = server(hub.clone(), deflate_config(DeflateConfig::default())).await;
     let takeover = server(
         hub.clone(),

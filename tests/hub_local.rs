@@ -84,9 +84,23 @@ async fn next_text(ws: &mut Ws) -> String {
     }
 }
 
+/// The default hub, or one with batched fan-out.
+fn cfg(batched: bool) -> HubConfig {
+    HubConfig::default().batch_broadcasts(batched)
+}
+
 #[tokio::test]
 async fn broadcast_reaches_exactly_the_room_in_order_per_sender_and_except_works() {
-    let hub = Hub::new(HubConfig::default());
+    room_order_and_except(false).await
+}
+
+#[tokio::test]
+async fn batched_broadcast_reaches_exactly_the_room_in_order_per_sender_and_except_works() {
+    room_order_and_except(true).await
+}
+
+async fn room_order_and_except(batched: bool) {
+    let hub = Hub::new(cfg(batched));
     let addr = server(hub.clone()).await;
     let mut a = tung(&addr, "user=a&room=r1&except=1").await;
     let mut b = tung(&addr, "user=b&room=r1").await;
@@ -132,7 +146,16 @@ async fn broadcast_reaches_exactly_the_room_in_order_per_sender_and_except_works
 
 #[tokio::test]
 async fn leave_stops_delivery() {
-    let hub = Hub::new(HubConfig::default());
+    leave_stops(false).await
+}
+
+#[tokio::test]
+async fn batched_leave_stops_delivery() {
+    leave_stops(true).await
+}
+
+async fn leave_stops(batched: bool) {
+    let hub = Hub::new(cfg(batched));
     let addr = server(hub.clone()).await;
     let mut a = tung(&addr, "user=a&room=r").await;
     let mut b = tung(&addr, "user=b&room=r").await;
@@ -172,11 +195,11 @@ async fn stalled_client(addr: &str, q: &str) -> TcpStream {
     tcp
 }
 
-async fn slow_consumer(policy: SlowPolicy) -> (Hub, TcpStream, Vec<Ws>) {
+async fn slow_consumer(policy: SlowPolicy, batched: bool) -> (Hub, TcpStream, Vec<Ws>) {
     const MAX: usize = 64 * 1024;
     const N: usize = 10_000;
     let hub = Hub::new(
-        HubConfig::default()
+        cfg(batched)
             .max_queue_bytes(MAX)
             .policy(policy)
             .close_grace(Duration::from_millis(100)),
@@ -205,14 +228,25 @@ async fn slow_consumer(policy: SlowPolicy) -> (Hub, TcpStream, Vec<Ws>) {
             }
         }
     }
-    // Bounded: never more than the per-connection cap for each of the 4.
-    assert!(max_queued as usize <= 4 * MAX, "{max_queued}");
+    // Bounded: never more than the per-connection cap for each of the 4
+    // (plus, batched, at most one window not yet delivered).
+    let pending = if batched { WINDOW * 1010 } else { 0 };
+    assert!(max_queued as usize <= 4 * MAX + pending, "{max_queued}");
     (hub, slow, fast)
 }
 
 #[tokio::test]
 async fn slow_consumer_drop_newest_bounds_memory_and_others_get_everything() {
-    let (hub, slow, _fast) = slow_consumer(SlowPolicy::DropNewest).await;
+    drop_newest(false).await
+}
+
+#[tokio::test]
+async fn batched_slow_consumer_drop_newest_bounds_memory_and_others_get_everything() {
+    drop_newest(true).await
+}
+
+async fn drop_newest(batched: bool) {
+    let (hub, slow, _fast) = slow_consumer(SlowPolicy::DropNewest, batched).await;
     let s = hub.stats();
     assert!(s.drops > 0, "the stalled client never overflowed: {s:?}");
     assert_eq!(s.slow_closes, 0);
@@ -242,7 +276,16 @@ async fn slow_consumer_drop_newest_bounds_memory_and_others_get_everything() {
 
 #[tokio::test]
 async fn slow_consumer_close_policy_closes_only_the_stalled_client() {
-    let (hub, mut slow, _fast) = slow_consumer(SlowPolicy::Close).await;
+    close_policy(false).await
+}
+
+#[tokio::test]
+async fn batched_slow_consumer_close_policy_closes_only_the_stalled_client() {
+    close_policy(true).await
+}
+
+async fn close_policy(batched: bool) {
+    let (hub, mut slow, _fast) = slow_consumer(SlowPolicy::Close, batched).await;
     let s = hub.stats();
     assert_eq!(s.slow_closes, 1, "{s:?}");
     assert_eq!(s.drops, 0);
@@ -255,4 +298,83 @@ async fn slow_consumer_close_policy_closes_only_the_stalled_client() {
         .ok();
     assert_eq!(hub.stats().connections, 3);
     assert_eq!(hub.connections_of("slow"), vec![]);
+}
+
+/// Batched fan-out keeps each connection's order across broadcasts from
+/// several senders (each excepting itself), `broadcast_all` and direct
+/// sends made while broadcasts are still queued, and delivers exactly what
+/// each member should get.
+#[tokio::test]
+async fn batched_fan_out_keeps_order_across_broadcasts_excepts_and_sends() {
+    let hub = Hub::new(cfg(true));
+    let addr = server(hub.clone()).await;
+    let mut a = tung(&addr, "user=a&room=r").await;
+    let mut b = tung(&addr, "user=b&room=r").await;
+    let mut c = tung(&addr, "user=c&room=r").await;
+    let mut d = tung(&addr, "user=d&room=other").await;
+    let id = |u: &str| hub.connections_of(u)[0];
+    let (ia, ib, ic) = (id("a"), id("b"), id("c"));
+    // What each of a, b, c, d must receive, in order.
+    let mut want: [Vec<String>; 4] = Default::default();
+    for i in 0..3000 {
+        let m = format!("m{i}");
+        match i % 10 {
+            // a broadcast from a, then from b: not to themselves.
+            0..=3 => {
+                hub.broadcast("r", &Message::text(m.clone()), Some(ia))
+                    .await
+                    .unwrap();
+                want[1].push(m.clone());
+                want[2].push(m);
+            }
+            4..=6 => {
+                hub.broadcast("r", &Message::text(m.clone()), Some(ib))
+                    .await
+                    .unwrap();
+                want[0].push(m.clone());
+                want[2].push(m);
+            }
+            7 => {
+                hub.broadcast("r", &Message::text(m.clone()), None)
+                    .await
+                    .unwrap();
+                for w in &mut want[..3] {
+                    w.push(m.clone());
+                }
+            }
+            8 => {
+                hub.send(ic, &Message::text(m.clone())).unwrap();
+                want[2].push(m);
+            }
+            _ => {
+                hub.broadcast_all(&Message::text(m.clone()), Some(ia)).await;
+                for w in &mut want[1..] {
+                    w.push(m.clone());
+                }
+            }
+        }
+        if i % 500 == 0 {
+            // Let the delivery task run between bursts too.
+            tokio::task::yield_now().await;
+        }
+    }
+    // A marker for each, sent last: everything before it must have come.
+    for u in [ia, ib, ic, id("d")] {
+        hub.send(u, &Message::text("end")).unwrap();
+    }
+    for (ws, want) in [&mut a, &mut b, &mut c, &mut d].into_iter().zip(want) {
+        let mut got = Vec::new();
+        loop {
+            let t = next_text(ws).await;
+            if t == "end" {
+                break;
+            }
+            got.push(t);
+        }
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "order or content differs");
+    }
+    let s = hub.stats();
+    assert_eq!(s.drops, 0, "{s:?}");
+    assert_eq!(s.queued_bytes, 0, "{s:?}");
 }

@@ -87,6 +87,12 @@ pub struct HubConfig {
     pub presence_format: Option<PresenceFormat>,
     /// The notice after missed messages ([`SlowPolicy::DropNewest`]).
     pub missed_message: MissedFormat,
+    /// Batched fan-out (default off): `broadcast` queues the message in
+    /// one hub-wide queue and returns; a task per hub delivers what has
+    /// queued, consecutive messages to one room as one push per member.
+    /// For rooms of thousands with messages in bursts; see the
+    /// [batched fan-out notes](super#batched-fan-out).
+    pub batch_broadcasts: bool,
 }
 
 impl fmt::Debug for HubConfig {
@@ -98,6 +104,7 @@ impl fmt::Debug for HubConfig {
             .field("rate_limit", &self.rate_limit)
             .field("keepalive", &self.keepalive)
             .field("close_grace", &self.close_grace)
+            .field("batch_broadcasts", &self.batch_broadcasts)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +122,7 @@ impl Default for HubConfig {
             missed_message: Arc::new(|n| {
                 Message::text(format!("{{\"type\":\"missed\",\"content\":{n}}}"))
             }),
+            batch_broadcasts: false,
         }
     }
 }
@@ -156,6 +164,18 @@ impl HubConfig {
         self.keepalive = c.keepalive;
         self
     }
+
+    /// Sets [`batch_broadcasts`](Self::batch_broadcasts).
+    ///
+    /// ```
+    /// let c = rtwire::hub::HubConfig::default().batch_broadcasts(true);
+    /// assert!(c.batch_broadcasts);
+    /// ```
+    pub fn batch_broadcasts(mut self, on: bool) -> Self {
+        self.batch_broadcasts = on;
+        self
+    }
+
     /// Sets [`close_grace`](Self::close_grace).
     pub fn close_grace(mut self, t: Duration) -> Self {
         self.close_grace = t;

@@ -163,6 +163,7 @@ impl Slot {
     pub(crate) fn push(
         &self,
         piece: Piece<'_>,
+        frames: u64,
         max: usize,
         policy: SlowPolicy,
         c: &Counters,
@@ -179,8 +180,8 @@ impl Slot {
         if o.bytes + o.in_flight + len > max {
             match policy {
                 SlowPolicy::DropNewest => {
-                    o.missed += 1;
-                    bump(&c.drops, 1);
+                    o.missed += frames;
+                    bump(&c.drops, frames);
                     return SendOutcome::Dropped;
                 }
                 SlowPolicy::Close => {

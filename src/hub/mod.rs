@@ -20,7 +20,8 @@
 //! format, publisher and room subscriptions), `redis.rs` (presence leases,
 //! feature `redis`), `envelope.rs` (the JSON protocol, feature `serde`),
 //! `rate.rs` ([`RateLimiter`]), `stats.rs` ([`HubStats`]), `outgoing.rs`
-//! (one message's encodings, plain and compressed).
+//! (one message's encodings, plain and compressed), `batch.rs` (batched
+//! fan-out).
 //!
 //! ## Guarantees
 //!
@@ -49,7 +50,26 @@
 //!   (Redis) each instance's share lives under a lease; when an instance
 //!   dies, a survivor fires the leaves of its users within
 //!   `lease + heartbeat` ([`PresenceLease`]).
+//!
+//! ## Batched fan-out
+//!
+//! By default a broadcast pushes its frame into every member's queue
+//! before it returns. With [`HubConfig::batch_broadcasts`] it is queued in
+//! one hub-wide queue instead, and one task per hub delivers everything
+//! queued: consecutive messages to one room reach each member as one push
+//! (one copy of all their frames), so the cost per member is paid per
+//! batch, not per message. For rooms of thousands with messages in bursts
+//! (at 10,000 members a broadcast's per-member work, each a cache miss,
+//! dominates). Order is kept as above. What differs: `broadcast` returns
+//! the room's local size when it was called, membership is read at
+//! delivery (a moment later), a [`send`](Hub::send) made while broadcasts
+//! are still queued goes behind them and returns [`SendOutcome::Queued`],
+//! a batch that does not fit a member's queue is dropped (or closes it)
+//! whole, and `broadcast` waits while more than [`BATCH_MAX_PENDING`]
+//! bytes are queued. Messages from other instances are delivered as they
+//! arrive, as in the default mode.
 
+mod batch;
 mod cluster;
 mod config;
 mod conn;
@@ -72,6 +92,7 @@ use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use batch::BATCH_MAX_PENDING;
 pub use config::{
     HubConfig, MissedFormat, PresenceFormat, SlowPolicy, RATE_LIMIT_CLOSE, SLOW_CONSUMER_CLOSE,
 };
@@ -168,6 +189,16 @@ pub(crate) struct Inner {
     counters: Counters,
     cluster: OnceLock<Cluster>,
     backend: OnceLock<Backend>,
+    /// The fan-out queue ([`HubConfig::batch_broadcasts`]).
+    batch: Option<Arc<batch::Batcher>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(b) = &self.batch {
+            b.close();
+        }
+    }
 }
 
 /// The hub. Cheap to clone (one shared state); every method may be called
@@ -211,6 +242,9 @@ impl Hub {
     }
 
     fn with_instance(config: HubConfig, instance: &str) -> Hub {
+        let batch = config
+            .batch_broadcasts
+            .then(|| Arc::new(batch::Batcher::default()));
         Hub {
             inner: Arc::new(Inner {
                 config: Arc::new(config),
@@ -221,6 +255,7 @@ impl Hub {
                 counters: Counters::default(),
                 cluster: OnceLock::new(),
                 backend: OnceLock::new(),
+                batch,
             }),
         }
     }
@@ -387,11 +422,30 @@ impl Hub {
         Ok(())
     }
 
-    /// Queues `msg` for one connection. Never waits.
+    /// Queues `msg` for one connection. Never waits. (With
+    /// [`batch_broadcasts`](HubConfig::batch_broadcasts), a send made while
+    /// broadcasts are queued goes behind them and returns
+    /// [`SendOutcome::Queued`].)
     pub fn send(&self, id: ConnId, msg: &Message) -> Result<SendOutcome, HubError> {
         let slot = self.slot(id)?;
         bump(&self.inner.counters.messages_out, 1);
         let mut out = Outgoing::new(msg);
+        Ok(match &self.inner.batch {
+            None => self.send_now(&slot, &mut out),
+            Some(b) => b.now_or_queue(
+                self,
+                || self.send_now(&slot, &mut out),
+                || batch::Job {
+                    target: batch::Target::Conn(id),
+                    except: None,
+                    out: Outgoing::new(msg),
+                },
+            ),
+        })
+    }
+
+    /// Queues `out` for one connection now.
+    pub(crate) fn send_now(&self, slot: &Slot, out: &mut Outgoing) -> SendOutcome {
         // One recipient: its own compressor does what a shared encoding
         // would (and keeps its context, if it has one).
         #[cfg(feature = "deflate")]
@@ -399,11 +453,11 @@ impl Hub {
         #[cfg(not(feature = "deflate"))]
         let deflate = slot.deflate;
         let piece = out.piece(deflate, &self.inner.counters);
-        let r = self.push(&slot, piece);
+        let r = self.push(slot, piece);
         if r == SendOutcome::Queued {
             bump(&self.inner.counters.deliveries, 1);
         }
-        Ok(r)
+        r
     }
 
     /// Queues an already-encoded server frame (see [`encode`]) for one
@@ -411,16 +465,38 @@ impl Hub {
     pub fn send_encoded(&self, id: ConnId, frame: &Bytes) -> Result<SendOutcome, HubError> {
         let slot = self.slot(id)?;
         bump(&self.inner.counters.messages_out, 1);
-        let r = self.push(&slot, Piece::Encoded(frame));
-        if r == SendOutcome::Queued {
-            bump(&self.inner.counters.deliveries, 1);
-        }
-        Ok(r)
+        let now = || {
+            let r = self.push(&slot, Piece::Encoded(frame));
+            if r == SendOutcome::Queued {
+                bump(&self.inner.counters.deliveries, 1);
+            }
+            r
+        };
+        Ok(match &self.inner.batch {
+            None => now(),
+            Some(b) => b.now_or_queue(self, now, || batch::Job {
+                target: batch::Target::Conn(id),
+                except: None,
+                out: Outgoing::from_encoded(frame.clone()),
+            }),
+        })
     }
 
     fn push(&self, slot: &Slot, piece: Piece<'_>) -> SendOutcome {
+        self.push_frames(slot, piece, 1)
+    }
+
+    /// Queues `piece`, which holds `frames` frames (dropped or queued
+    /// together).
+    pub(crate) fn push_frames(&self, slot: &Slot, piece: Piece<'_>, frames: u64) -> SendOutcome {
         let cfg = &self.inner.config;
-        slot.push(piece, cfg.max_queue_bytes, cfg.policy, &self.inner.counters)
+        slot.push(
+            piece,
+            frames,
+            cfg.max_queue_bytes,
+            cfg.policy,
+            &self.inner.counters,
+        )
     }
 
     /// Queues `out` for `slot`; whether it was queued.
@@ -442,9 +518,29 @@ impl Hub {
         let channel = rooms::room_channel(room)?;
         let mut out = Outgoing::new(msg);
         bump(&self.inner.counters.messages_out, 1);
-        let n = self.deliver_room(room, &mut out, except);
+        let frame = out.frame.clone();
+        let n = match &self.inner.batch {
+            None => self.deliver_room(room, &mut out, except),
+            Some(b) => {
+                let n = self.rooms().get(room).map_or(0, |r| {
+                    let me = except.is_some_and(|e| r.members.contains_key(&e));
+                    r.members.len() - usize::from(me)
+                });
+                let target = batch::Target::Room(room.into());
+                b.enqueue(
+                    self,
+                    batch::Job {
+                        target,
+                        except,
+                        out,
+                    },
+                )
+                .await;
+                n
+            }
+        };
         if let Some(c) = self.inner.cluster.get() {
-            c.publish(channel, &self.inner.instance, except, out.frame)
+            c.publish(channel, &self.inner.instance, except, frame)
                 .await;
         }
         Ok(n)
@@ -454,10 +550,31 @@ impl Hub {
     pub async fn broadcast_all(&self, msg: &Message, except: Option<ConnId>) -> usize {
         let mut out = Outgoing::new(msg);
         bump(&self.inner.counters.messages_out, 1);
-        let n = self.deliver_all(&mut out, except);
+        let frame = out.frame.clone();
+        let n = match &self.inner.batch {
+            None => self.deliver_all(&mut out, except),
+            Some(b) => {
+                let n = {
+                    let conns = self.conns();
+                    let me = except.is_some_and(|e| conns.contains_key(&e));
+                    conns.len() - usize::from(me)
+                };
+                let target = batch::Target::All;
+                b.enqueue(
+                    self,
+                    batch::Job {
+                        target,
+                        except,
+                        out,
+                    },
+                )
+                .await;
+                n
+            }
+        };
         if let Some(c) = self.inner.cluster.get() {
             let ch = cluster::all_channel();
-            c.publish(ch, &self.inner.instance, except, out.frame).await;
+            c.publish(ch, &self.inner.instance, except, frame).await;
         }
         n
     }
@@ -505,7 +622,10 @@ impl Hub {
     /// A snapshot of the counters.
     pub fn stats(&self) -> HubStats {
         let rooms = self.rooms().len() as u64;
-        let queued: usize = self.conns().values().map(|s| s.queued()).sum();
+        let mut queued: usize = self.conns().values().map(|s| s.queued()).sum();
+        if let Some(b) = &self.inner.batch {
+            queued += b.pending();
+        }
         self.inner.counters.snapshot(rooms, queued as u64)
     }
 

@@ -67,6 +67,20 @@ impl Outgoing {
         }
     }
 
+    /// Complete encoded frames given by the application
+    /// ([`Hub::send_encoded`](super::Hub::send_encoded)).
+    pub(crate) fn from_encoded(frame: Bytes) -> Self {
+        Outgoing {
+            frame,
+            #[cfg(feature = "deflate")]
+            opcode: OpCode::Binary,
+            #[cfg(feature = "deflate")]
+            payload: Bytes::new(),
+            #[cfg(feature = "deflate")]
+            compressed: Vec::new(),
+        }
+    }
+
     /// A frame from another instance: one complete unmasked data frame
     /// with no RSV bits (checked by the caller).
     pub(crate) fn from_frame(frame: Bytes, header: &FrameHeader, header_len: usize) -> Self {

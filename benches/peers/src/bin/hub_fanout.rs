@@ -2,9 +2,9 @@
 //! processes so that the server's CPU is measured alone:
 //!
 //! ```text
-//! hub_fanout server <hub|tungstenite|fastws> ADDR N M   # the server
+//! hub_fanout server <hub|hub-batched|tungstenite|fastws> ADDR N M   # the server
 //! hub_fanout clients ADDR N M                           # its N clients
-//! hub_fanout run N M [KIND...]                           # all three (or those named), one after the other
+//! hub_fanout run N M [KIND...]   # all four (or those named), one after the other
 //! ```
 //!
 //! One room of N WebSocket subscribers over loopback; M binary messages of
@@ -16,6 +16,10 @@
 //! - `hub` (`rtwire-hub`): `Hub::broadcast` (one encode, a copy of the
 //!   small frame into each member's queue, one writer task per connection
 //!   that writes what has queued in one go);
+//! - `hub-batched` (`rtwire-hub-batched`): the same hub with
+//!   `HubConfig::batch_broadcasts(true)`: `broadcast` queues the message
+//!   and returns, the hub's delivery task pushes what has queued for the
+//!   room to each member at once;
 //! - `tungstenite` (`broadcast+tungstenite`): the seeds' axum pattern, a
 //!   `tokio::sync::broadcast` channel and one task per client that sends
 //!   each message with tokio-tungstenite (an encode and a flush per client
@@ -175,6 +179,14 @@ impl Server {
                 let msg = rtwire::ws::Message::binary(payload);
                 (Server::Hub { hub, msg }, "rtwire-hub")
             }
+            "hub-batched" => {
+                let cfg = rtwire::hub::HubConfig::default()
+                    .max_queue_bytes(m * FRAME + 4096)
+                    .batch_broadcasts(true);
+                let hub = rtwire::hub::Hub::new(cfg);
+                let msg = rtwire::ws::Message::binary(payload);
+                (Server::Hub { hub, msg }, "rtwire-hub-batched")
+            }
             "tungstenite" => {
                 let (tx, _) = tokio::sync::broadcast::channel(m + 16);
                 let msg = tungstenite::Message::binary(payload);
@@ -185,7 +197,7 @@ impl Server {
                 let msg = Bytes::from(payload);
                 (Server::Fastws { tx, msg }, "broadcast+fastwebsockets")
             }
-            other => panic!("unknown server {other:?} (hub, tungstenite or fastws)"),
+            other => panic!("unknown server {other:?} (hub, hub-batched, tungstenite or fastws)"),
         }
     }
 
@@ -447,33 +459,36 @@ fn run_one(exe: &std::path::Path, kind: &str, n: usize, m: usize) -> Outcome {
 
 fn run(n: usize, m: usize, only: &[&str]) {
     let exe = std::env::current_exe().expect("own path");
-    let runs: Vec<Outcome> = ["hub", "tungstenite", "fastws"]
+    let runs: Vec<Outcome> = ["hub", "hub-batched", "tungstenite", "fastws"]
         .iter()
         .filter(|k| only.is_empty() || only.contains(k))
         .map(|kind| run_one(&exe, kind, n, m))
         .collect();
-    let Some((hub, peers)) = runs.split_first() else {
+    let (ours, peers): (Vec<&Outcome>, Vec<&Outcome>) =
+        runs.iter().partition(|o| o.name.starts_with("rtwire"));
+    if peers.is_empty() {
         return;
-    };
-    if hub.name != "rtwire-hub" || peers.is_empty() {
-        return;
-    }
-    for p in peers {
-        println!(
-            "RATIO subscribers={n} rtwire-hub_vs={} throughput={:.2}x server_cpu_per_delivery={:.2}x",
-            p.name,
-            hub.per_s / p.per_s,
-            p.cpu_ns / hub.cpu_ns.max(1e-9),
-        );
     }
     let fastest = peers.iter().max_by(|a, b| a.per_s.total_cmp(&b.per_s));
     let leanest = peers.iter().min_by(|a, b| a.cpu_ns.total_cmp(&b.cpu_ns));
     let (fastest, leanest) = (fastest.unwrap(), leanest.unwrap());
-    println!(
-        "RATIO subscribers={n} best_peer_throughput={} {:.2}x best_peer_cpu={} {:.2}x",
-        fastest.name,
-        hub.per_s / fastest.per_s,
-        leanest.name,
-        leanest.cpu_ns / hub.cpu_ns.max(1e-9),
-    );
+    for hub in ours {
+        for p in &peers {
+            println!(
+                "RATIO subscribers={n} {}_vs={} throughput={:.2}x server_cpu_per_delivery={:.2}x",
+                hub.name,
+                p.name,
+                hub.per_s / p.per_s,
+                p.cpu_ns / hub.cpu_ns.max(1e-9),
+            );
+        }
+        println!(
+            "RATIO subscribers={n} server={} best_peer_throughput={} {:.2}x best_peer_cpu={} {:.2}x",
+            hub.name,
+            fastest.name,
+            hub.per_s / fastest.per_s,
+            leanest.name,
+            leanest.cpu_ns / hub.cpu_ns.max(1e-9),
+        );
+    }
 }
