@@ -378,3 +378,98 @@ async fn batched_fan_out_keeps_order_across_broadcasts_excepts_and_sends() {
     assert_eq!(s.drops, 0, "{s:?}");
     assert_eq!(s.queued_bytes, 0, "{s:?}");
 }
+
+/// A burst bigger than a member's queue bound: the member gets what fits
+/// and a "missed" notice for the rest, in both modes (batched, the burst
+/// is one batch: it must not be refused whole by an idle member).
+async fn burst_over_the_bound(batched: bool) {
+    const MAX: usize = 8 * 1024;
+    const N: usize = 1000;
+    let hub = Hub::new(cfg(batched).max_queue_bytes(MAX));
+    let addr = server(hub.clone()).await;
+    let mut a = tung(&addr, "user=a&room=r").await;
+    // On this (current-thread) runtime no writer runs during the loop.
+    for i in 0..N {
+        let m = Message::text(format!("{i:04}{}", "y".repeat(96)));
+        hub.broadcast("r", &m, None).await.unwrap();
+    }
+    let mut got = 0u64;
+    let missed = loop {
+        let t = next_text(&mut a).await;
+        if let Some(n) = t.strip_prefix("{\"type\":\"missed\",\"content\":") {
+            break n.trim_end_matches('}').parse::<u64>().unwrap();
+        }
+        assert_eq!(&t[..4], format!("{got:04}"), "in order, oldest first");
+        got += 1;
+    };
+    assert!(got as usize >= MAX / 2 / 102, "only {got} of {N} fitted");
+    assert_eq!(got + missed, N as u64);
+    assert_eq!(hub.stats().drops, missed);
+}
+
+#[tokio::test]
+async fn a_burst_over_the_bound_keeps_what_fits() {
+    burst_over_the_bound(false).await
+}
+
+#[tokio::test]
+async fn batched_a_burst_over_the_bound_keeps_what_fits() {
+    burst_over_the_bound(true).await
+}
+
+/// `close` goes after what was queued before it, in the hub's queue too.
+async fn close_after_queued(batched: bool) {
+    let hub = Hub::new(cfg(batched));
+    let addr = server(hub.clone()).await;
+    let mut a = tung(&addr, "user=a&room=r").await;
+    let id = hub.connections_of("a")[0];
+    for i in 0..50 {
+        hub.broadcast("r", &Message::text(format!("b{i}")), None)
+            .await
+            .unwrap();
+    }
+    hub.send(id, &Message::text("last words")).unwrap();
+    hub.close(id, rtwire::ws::CloseCode::NORMAL, "bye").unwrap();
+    for i in 0..50 {
+        assert_eq!(next_text(&mut a).await, format!("b{i}"));
+    }
+    assert_eq!(next_text(&mut a).await, "last words");
+    let end = tokio::time::timeout(STUCK, a.next()).await.expect("stuck");
+    match end {
+        Some(Ok(TMsg::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1000),
+        other => panic!("expected the close frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn close_goes_after_what_was_queued() {
+    close_after_queued(false).await
+}
+
+#[tokio::test]
+async fn batched_close_goes_after_what_was_queued() {
+    close_after_queued(true).await
+}
+
+/// `send_encoded` refuses frames the connection cannot take, in both
+/// modes, before anything reaches the wire.
+#[tokio::test]
+async fn send_encoded_refuses_reserved_bits() {
+    for batched in [false, true] {
+        let hub = Hub::new(cfg(batched));
+        let addr = server(hub.clone()).await;
+        let mut a = tung(&addr, "user=a&room=r").await;
+        let id = hub.connections_of("a")[0];
+        // RSV2 set; then RSV1 to a connection without permessage-deflate.
+        for bad in [[0xa1u8, 1, b'x'], [0xc1, 1, b'x']] {
+            let r = hub.send_encoded(id, &bytes::Bytes::copy_from_slice(&bad));
+            assert!(
+                matches!(r, Err(rtwire::hub::HubError::InvalidFrames(_))),
+                "{r:?}"
+            );
+        }
+        let good = rtwire::hub::encode(&Message::text("fine"));
+        hub.send_encoded(id, &good).unwrap();
+        assert_eq!(next_text(&mut a).await, "fine");
+    }
+}

@@ -35,16 +35,43 @@ use super::conn::{ConnId, SendOutcome, Slot};
 use super::outgoing::{Outgoing, Piece};
 use super::stats::bump;
 use super::{Hub, Inner};
+use crate::ws::CloseCode;
 
-/// Bytes of encoded frames the queue holds before `broadcast` waits.
+/// Bytes the queue holds before `broadcast` waits (and a `send` made
+/// while it is that full is dropped and counted): each queued message is
+/// charged its encoded frame, its payload and its bookkeeping.
 pub const BATCH_MAX_PENDING: usize = 4 * 1024 * 1024;
+
+/// What one job is charged against [`BATCH_MAX_PENDING`].
+fn cost(job: &Job) -> usize {
+    let room = match &job.target {
+        Target::Room(r) => r.len(),
+        _ => 0,
+    };
+    std::mem::size_of::<Job>() + room + 2 * job.out.frame.len()
+}
 
 /// Who a queued message is for.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Target {
     Room(Arc<str>),
     All,
+    /// A [`send`](Hub::send): the message, through the connection's own
+    /// compressor if it has one.
     Conn(ConnId),
+    /// A [`send_encoded`](Hub::send_encoded): the frames as they are.
+    ConnEncoded(ConnId),
+    /// A [`close`](Hub::close), after what was queued before it.
+    Close(ConnId, CloseCode, &'static str),
+}
+
+impl Target {
+    fn is_one_conn(&self) -> bool {
+        matches!(
+            self,
+            Target::Conn(_) | Target::ConnEncoded(_) | Target::Close(..)
+        )
+    }
 }
 
 pub(crate) struct Job {
@@ -89,7 +116,8 @@ impl Batcher {
             tokio::pin!(drained);
             {
                 let mut s = self.lock();
-                if s.bytes < BATCH_MAX_PENDING || s.jobs.is_empty() {
+                let c = cost(job.as_ref().expect("queued once"));
+                if s.bytes + c <= BATCH_MAX_PENDING || s.jobs.is_empty() {
                     self.push(&mut s, hub, job.take().expect("queued once"));
                     return;
                 }
@@ -101,21 +129,31 @@ impl Batcher {
         }
     }
 
-    /// Runs `now` at once if nothing is queued or being delivered (the
-    /// order is then the same), else queues `job()` behind the rest.
+    /// Runs `now` on `out` at once if nothing is queued or being delivered
+    /// (the order is then the same), else queues it for `target` behind
+    /// the rest; over [`BATCH_MAX_PENDING`] it is dropped (`None`).
     pub(crate) fn now_or_queue(
         self: &Arc<Self>,
         hub: &Hub,
-        now: impl FnOnce() -> SendOutcome,
-        job: impl FnOnce() -> Job,
-    ) -> SendOutcome {
+        mut out: Outgoing,
+        target: Target,
+        now: impl FnOnce(&mut Outgoing) -> SendOutcome,
+    ) -> Option<SendOutcome> {
         let mut s = self.lock();
         if !s.busy && s.jobs.is_empty() {
             // Under the lock, so a broadcast queued meanwhile comes after.
-            return now();
+            return Some(now(&mut out));
         }
-        self.push(&mut s, hub, job());
-        SendOutcome::Queued
+        let job = Job {
+            target,
+            except: None,
+            out,
+        };
+        if s.bytes + cost(&job) > BATCH_MAX_PENDING && !matches!(job.target, Target::Close(..)) {
+            return None;
+        }
+        self.push(&mut s, hub, job);
+        Some(SendOutcome::Queued)
     }
 
     /// Bytes queued and not yet delivered.
@@ -124,12 +162,12 @@ impl Batcher {
     }
 
     fn push(self: &Arc<Self>, s: &mut State, hub: &Hub, job: Job) {
-        s.bytes += job.out.frame.len();
+        s.bytes += cost(&job);
         s.jobs.push_back(job);
         if !s.started {
-            s.started = true;
             let weak = Arc::downgrade(&hub.inner);
             tokio::spawn(run(self.clone(), weak));
+            s.started = true;
         }
         if !s.busy && s.jobs.len() == 1 {
             self.work.notify_one();
@@ -143,8 +181,22 @@ impl Batcher {
     }
 }
 
+/// Resets the task's flags if it ends in any way (a panic in a delivery,
+/// its runtime shutting down), so that the next queued job starts a new
+/// one instead of waiting for ever.
+struct Running(Arc<Batcher>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.started = false;
+        s.busy = false;
+    }
+}
+
 /// The delivery task: takes everything queued, delivers it, repeats.
 async fn run(b: Arc<Batcher>, hub: Weak<Inner>) {
+    let _running = Running(b.clone());
     loop {
         let jobs = {
             let mut s = b.lock();
@@ -164,9 +216,11 @@ async fn run(b: Arc<Batcher>, hub: Weak<Inner>) {
             b.work.notified().await;
             continue;
         };
+        // The queue is empty again: broadcasters waiting for room may
+        // queue the next batch while this one is delivered.
+        b.drained.notify_waiters();
         let Some(inner) = hub.upgrade() else { return };
         Hub { inner }.deliver_jobs(jobs);
-        b.drained.notify_waiters();
     }
 }
 
@@ -178,7 +232,7 @@ impl Hub {
         let mut i = 0;
         while i < jobs.len() {
             let mut j = i + 1;
-            if !matches!(jobs[i].target, Target::Conn(_)) {
+            if !jobs[i].target.is_one_conn() {
                 while j < jobs.len() && jobs[j].target == jobs[i].target {
                     j += 1;
                 }
@@ -188,6 +242,16 @@ impl Hub {
                 Target::Conn(id) => {
                     if let Ok(slot) = self.slot(id) {
                         self.send_now(&slot, &mut group[0].out);
+                    }
+                }
+                Target::ConnEncoded(id) => {
+                    if let Ok(slot) = self.slot(id) {
+                        self.send_encoded_now(&slot, &group[0].out.frame);
+                    }
+                }
+                Target::Close(id, code, reason) => {
+                    if let Ok(slot) = self.slot(id) {
+                        slot.request_close(code, reason);
                     }
                 }
                 Target::Room(room) => {
@@ -210,27 +274,21 @@ impl Hub {
     }
 
     /// Delivers `group` (messages to the same members, in order) to
-    /// `members`; returns the deliveries.
+    /// `members`; returns the deliveries. The group's frames go to each
+    /// member as a few concatenations of at most half the queue bound
+    /// each (so an idle member can always take one), in order.
     fn deliver_group<'a>(
         &self,
         members: impl Iterator<Item = (&'a ConnId, &'a Arc<Slot>)>,
         group: &mut [Job],
     ) -> u64 {
-        let excepts: SmallVec<[ConnId; 8]> = group.iter().filter_map(|j| j.except).collect();
-        let whole = if group.len() == 1 {
-            group[0].out.frame.clone()
-        } else {
-            let len = group.iter().map(|j| j.out.frame.len()).sum();
-            let mut cat = BytesMut::with_capacity(len);
-            for j in group.iter() {
-                cat.extend_from_slice(&j.out.frame);
-            }
-            cat.freeze()
-        };
-        let frames = group.len() as u64;
+        let mut excepts: SmallVec<[ConnId; 8]> = group.iter().filter_map(|j| j.except).collect();
+        excepts.sort_unstable();
+        excepts.dedup();
+        let chunks = concatenate(group, (self.inner.config.max_queue_bytes / 2).max(1));
         let mut n = 0;
         for (id, slot) in members {
-            if slot.deflate.is_some() || excepts.contains(id) {
+            if slot.deflate.is_some() || excepts.binary_search(id).is_ok() {
                 // Its own encoding, or some of the frames are not for it:
                 // one message at a time.
                 for j in group.iter_mut() {
@@ -238,13 +296,45 @@ impl Hub {
                         n += 1;
                     }
                 }
-            } else if self.push_frames(slot, Piece::Encoded(&whole), frames) == SendOutcome::Queued
-            {
-                n += frames;
+                continue;
+            }
+            for (whole, frames) in &chunks {
+                if self.push_frames(slot, Piece::Encoded(whole), *frames) == SendOutcome::Queued {
+                    n += frames;
+                }
             }
         }
         n
     }
+}
+
+/// The group's frames, in order, as concatenations of at most `max` bytes
+/// (a longer frame alone), each with its frame count.
+fn concatenate(group: &[Job], max: usize) -> SmallVec<[(bytes::Bytes, u64); 1]> {
+    let mut chunks = SmallVec::new();
+    if let [one] = group {
+        chunks.push((one.out.frame.clone(), 1));
+        return chunks;
+    }
+    let mut cat = BytesMut::new();
+    let mut frames = 0;
+    for j in group {
+        let f = &j.out.frame;
+        if frames > 0 && cat.len() + f.len() > max {
+            chunks.push((cat.split().freeze(), frames));
+            frames = 0;
+        }
+        if cat.capacity() == 0 {
+            let rest: usize = group.iter().map(|j| j.out.frame.len()).sum();
+            cat.reserve(rest.min(max.max(f.len())));
+        }
+        cat.extend_from_slice(f);
+        frames += 1;
+    }
+    if frames > 0 {
+        chunks.push((cat.freeze(), frames));
+    }
+    chunks
 }
 
 #[cfg(test)]

@@ -57,17 +57,21 @@
 //! before it returns. With [`HubConfig::batch_broadcasts`] it is queued in
 //! one hub-wide queue instead, and one task per hub delivers everything
 //! queued: consecutive messages to one room reach each member as one push
-//! (one copy of all their frames), so the cost per member is paid per
-//! batch, not per message. For rooms of thousands with messages in bursts
-//! (at 10,000 members a broadcast's per-member work, each a cache miss,
-//! dominates). Order is kept as above. What differs: `broadcast` returns
-//! the room's local size when it was called, membership is read at
-//! delivery (a moment later), a [`send`](Hub::send) made while broadcasts
-//! are still queued goes behind them and returns [`SendOutcome::Queued`],
-//! a batch that does not fit a member's queue is dropped (or closes it)
-//! whole, and `broadcast` waits while more than [`BATCH_MAX_PENDING`]
-//! bytes are queued. Messages from other instances are delivered as they
-//! arrive, as in the default mode.
+//! (one copy of all their frames, in pieces of at most half
+//! `max_queue_bytes`), so the cost per member is paid per batch, not per
+//! message. For rooms of thousands with messages in bursts (at 10,000
+//! members a broadcast's per-member work, each a cache miss, dominates).
+//! Members that compress, and members excepted from some message of the
+//! batch, still get it message by message. Order is kept as above:
+//! [`send`](Hub::send), [`send_encoded`](Hub::send_encoded) and
+//! [`close`](Hub::close) made while broadcasts are queued go behind them.
+//! What differs: `broadcast` returns the room's local size when it was
+//! called, membership is read at delivery (a moment later), a `send` made
+//! while broadcasts are queued returns [`SendOutcome::Queued`] (or
+//! [`SendOutcome::Dropped`], counted and told to the connection, when the
+//! queue is over [`BATCH_MAX_PENDING`]), and `broadcast` waits while the
+//! queue is over that bound. Messages from other instances are delivered
+//! as they arrive, as in the default mode.
 
 mod batch;
 mod cluster;
@@ -130,6 +134,9 @@ pub enum HubError {
     },
     /// The connection is not in that room.
     NotInRoom,
+    /// [`Hub::send_encoded`] was given frames the connection cannot take
+    /// (a reserved bit set, or a compressed frame it cannot share).
+    InvalidFrames(String),
 }
 
 impl fmt::Display for HubError {
@@ -139,6 +146,7 @@ impl fmt::Display for HubError {
             HubError::InvalidRoom(why) => write!(f, "invalid room: {why}"),
             HubError::TooManyRooms { limit } => write!(f, "already in {limit} rooms"),
             HubError::NotInRoom => f.write_str("not in that room"),
+            HubError::InvalidFrames(why) => write!(f, "invalid frames: {why}"),
         }
     }
 }
@@ -415,33 +423,48 @@ impl Hub {
 
     /// Closes a connection with `code` after what is already queued for it
     /// (bounded by the connection's write timeout); nothing more is
-    /// queued for it meanwhile.
+    /// queued for it meanwhile. (Batched, what was queued for it before
+    /// the close, in the hub's queue too, goes first.)
     pub fn close(&self, id: ConnId, code: CloseCode, reason: &'static str) -> Result<(), HubError> {
         let slot = self.slot(id)?;
-        slot.request_close(code, reason);
+        match &self.inner.batch {
+            None => slot.request_close(code, reason),
+            Some(b) => {
+                let target = batch::Target::Close(id, code, reason);
+                let empty = Outgoing::from_encoded(Bytes::new());
+                b.now_or_queue(self, empty, target, |_| {
+                    slot.request_close(code, reason);
+                    SendOutcome::Queued
+                });
+            }
+        }
         Ok(())
     }
 
     /// Queues `msg` for one connection. Never waits. (With
     /// [`batch_broadcasts`](HubConfig::batch_broadcasts), a send made while
     /// broadcasts are queued goes behind them and returns
-    /// [`SendOutcome::Queued`].)
+    /// [`SendOutcome::Queued`], or [`SendOutcome::Dropped`] if the hub's
+    /// queue is over [`BATCH_MAX_PENDING`].)
     pub fn send(&self, id: ConnId, msg: &Message) -> Result<SendOutcome, HubError> {
         let slot = self.slot(id)?;
         bump(&self.inner.counters.messages_out, 1);
         let mut out = Outgoing::new(msg);
         Ok(match &self.inner.batch {
             None => self.send_now(&slot, &mut out),
-            Some(b) => b.now_or_queue(
-                self,
-                || self.send_now(&slot, &mut out),
-                || batch::Job {
-                    target: batch::Target::Conn(id),
-                    except: None,
-                    out: Outgoing::new(msg),
-                },
-            ),
+            Some(b) => {
+                let target = batch::Target::Conn(id);
+                b.now_or_queue(self, out, target, |out| self.send_now(&slot, out))
+                    .unwrap_or_else(|| self.dropped(&slot))
+            }
         })
+    }
+
+    /// Counts a message `slot` did not get (the hub's queue was full).
+    fn dropped(&self, slot: &Slot) -> SendOutcome {
+        bump(&self.inner.counters.drops, 1);
+        slot.add_missed(1);
+        SendOutcome::Dropped
     }
 
     /// Queues `out` for one connection now.
@@ -460,26 +483,39 @@ impl Hub {
         r
     }
 
-    /// Queues an already-encoded server frame (see [`encode`]) for one
-    /// connection.
+    /// Queues already-encoded server frames (see [`encode`]) for one
+    /// connection. They are checked here: no reserved bit but RSV1 on a
+    /// data frame, and that only for a connection that takes shared
+    /// compressed frames ([`HubError::InvalidFrames`] otherwise).
     pub fn send_encoded(&self, id: ConnId, frame: &Bytes) -> Result<SendOutcome, HubError> {
         let slot = self.slot(id)?;
+        #[cfg(feature = "deflate")]
+        let fits = slot.deflate.is_some_and(|d| d.shared.is_some());
+        #[cfg(not(feature = "deflate"))]
+        let fits = false;
+        crate::ws::check_encoded_frames(frame, fits)
+            .map_err(|e| HubError::InvalidFrames(e.to_string()))?;
         bump(&self.inner.counters.messages_out, 1);
-        let now = || {
-            let r = self.push(&slot, Piece::Encoded(frame));
-            if r == SendOutcome::Queued {
-                bump(&self.inner.counters.deliveries, 1);
-            }
-            r
-        };
         Ok(match &self.inner.batch {
-            None => now(),
-            Some(b) => b.now_or_queue(self, now, || batch::Job {
-                target: batch::Target::Conn(id),
-                except: None,
-                out: Outgoing::from_encoded(frame.clone()),
-            }),
+            None => self.send_encoded_now(&slot, frame),
+            Some(b) => {
+                let out = Outgoing::from_encoded(frame.clone());
+                let target = batch::Target::ConnEncoded(id);
+                b.now_or_queue(self, out, target, |out| {
+                    self.send_encoded_now(&slot, &out.frame)
+                })
+                .unwrap_or_else(|| self.dropped(&slot))
+            }
         })
+    }
+
+    /// Queues checked frames for one connection now.
+    pub(crate) fn send_encoded_now(&self, slot: &Slot, frame: &Bytes) -> SendOutcome {
+        let r = self.push(slot, Piece::Encoded(frame));
+        if r == SendOutcome::Queued {
+            bump(&self.inner.counters.deliveries, 1);
+        }
+        r
     }
 
     fn push(&self, slot: &Slot, piece: Piece<'_>) -> SendOutcome {
@@ -507,8 +543,10 @@ impl Hub {
 
     /// Sends `msg` to every member of `room` on every instance, except
     /// `except`; the frame is encoded once. Returns how many local members
-    /// it was queued for. Waits only when the bus publisher is full
-    /// (backpressure on the sender, never on the recipients).
+    /// it was queued for (batched: how many the room had, less `except`,
+    /// when it was called). Waits only when the bus publisher is full, or
+    /// (batched) the hub's queue is over [`BATCH_MAX_PENDING`]:
+    /// backpressure on the sender, never on the recipients.
     pub async fn broadcast(
         &self,
         room: &str,

@@ -24,6 +24,7 @@ mod utf8;
 
 pub use close::{close_payload, parse_close_payload, CloseCode, CloseFrame};
 pub use config::{Config, ConfigBuilder, Keepalive};
+pub(crate) use conn::check_encoded_frames;
 pub use conn::{read_request_head, reject, Conn, HeadAndRest, ReadHalf, ReuniteError, WriteHalf};
 pub use decoder::Decoder;
 #[cfg(feature = "deflate")]

@@ -35,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 pub use accept::{read_request_head, reject, HeadAndRest};
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
+pub(crate) use write_queue::check_encoded_frames;
 
 use self::deflate_out::DeflateOut;
 use self::read_buf::RecvBuf;
