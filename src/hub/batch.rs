@@ -80,6 +80,16 @@ pub(crate) struct Job {
     pub(crate) out: Outgoing,
 }
 
+impl Job {
+    pub(crate) fn new(target: Target, except: Option<ConnId>, out: Outgoing) -> Self {
+        Job {
+            target,
+            except,
+            out,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     jobs: VecDeque<Job>,
@@ -144,11 +154,7 @@ impl Batcher {
             // Under the lock, so a broadcast queued meanwhile comes after.
             return Some(now(&mut out));
         }
-        let job = Job {
-            target,
-            except: None,
-            out,
-        };
+        let job = Job::new(target, None, out);
         if s.bytes + cost(&job) > BATCH_MAX_PENDING && !matches!(job.target, Target::Close(..)) {
             return None;
         }

@@ -565,15 +565,7 @@ impl Hub {
                     r.members.len() - usize::from(me)
                 });
                 let target = batch::Target::Room(room.into());
-                b.enqueue(
-                    self,
-                    batch::Job {
-                        target,
-                        except,
-                        out,
-                    },
-                )
-                .await;
+                b.enqueue(self, batch::Job::new(target, except, out)).await;
                 n
             }
         };
@@ -598,15 +590,7 @@ impl Hub {
                     conns.len() - usize::from(me)
                 };
                 let target = batch::Target::All;
-                b.enqueue(
-                    self,
-                    batch::Job {
-                        target,
-                        except,
-                        out,
-                    },
-                )
-                .await;
+                b.enqueue(self, batch::Job::new(target, except, out)).await;
                 n
             }
         };
