@@ -15,6 +15,7 @@
 
 mod conn_support;
 
+mod example_support;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -614,29 +615,7 @@ async fn a_raw_compressed_frame_is_echoed() {
 /// (as tests/hub_multiprocess.rs builds chat_node).
 fn bench_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--example", "deflate_bench"])
-            .args(["--features", "deflate"])
-            .arg("--manifest-path")
-            .arg(manifest_dir().join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(profile_dir.parent().unwrap());
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().expect("cargo").success(),
-            "building deflate_bench failed"
-        );
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("deflate_bench{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "no {}", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| example_support::build_example("deflate_bench", "deflate"))
 }
 
 /// `VmHWM` and `VmRSS` of `pid`, in KiB.

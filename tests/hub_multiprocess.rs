@@ -9,6 +9,7 @@
 //! Needs `redis-server` on the `PATH` (`scripts/test.sh` installs it).
 #![cfg(all(feature = "redis", feature = "serde"))]
 
+mod example_support;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,29 +38,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<T
 /// profile (see `tests/pubsub_multiprocess.rs` for why).
 fn node_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--example", "chat_node"])
-            .args(["--features", "redis,serde"])
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(profile_dir.parent().unwrap());
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().expect("cargo").success(),
-            "building chat_node failed"
-        );
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("chat_node{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "no {}", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| example_support::build_example("chat_node", "redis,serde"))
 }
 
 /// A running node, killed (SIGKILL) on drop.

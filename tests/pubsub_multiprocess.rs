@@ -12,6 +12,7 @@
 //! Needs `redis-server` and `redis-cli` on the `PATH`.
 #![cfg(feature = "redis")]
 
+mod example_support;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,30 +45,12 @@ const OP_TIMEOUT: Duration = Duration::from_secs(2);
 fn node_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // target/<profile>/deps/<this test>
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let mut features = vec!["redis"];
-        if cfg!(feature = "serde") {
-            features.push("serde");
-        }
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--example", "pubsub_node"])
-            .args(["--features", &features.join(",")])
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(profile_dir.parent().unwrap());
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("cargo");
-        assert!(st.success(), "building the pubsub_node example failed");
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("pubsub_node{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "no {}", bin.display());
-        bin
+        let features = if cfg!(feature = "serde") {
+            "redis,serde"
+        } else {
+            "redis"
+        };
+        example_support::build_example("pubsub_node", features)
     })
 }
 

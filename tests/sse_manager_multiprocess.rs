@@ -7,6 +7,7 @@
 //! reads); [`STUCK`] only guards against a hung run.
 #![cfg(feature = "redis")]
 
+mod example_support;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,9 +31,6 @@ const STUCK: Duration = Duration::from_secs(90);
 fn server_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let mut cmd = Command::new(env!("CARGO"));
         // The features of this test's own build, so the library is not
         // rebuilt with others (and the chat route is on with `serde`).
         let features = if cfg!(feature = "serde") {
@@ -40,30 +38,7 @@ fn server_bin() -> &'static Path {
         } else {
             "redis"
         };
-        cmd.args([
-            "build",
-            "--quiet",
-            "--example",
-            "server",
-            "--features",
-            features,
-        ])
-        .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(profile_dir.parent().unwrap());
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().expect("cargo").success(),
-            "building the server example"
-        );
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "no {}", bin.display());
-        bin
+        example_support::build_example("server", features)
     })
 }
 
