@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Files: `config.rs` ([`HubConfig`], [`SlowPolicy`], the close codes),
-//! `conn.rs` (the queue, the writer task, [`Registration`]), `rooms.rs`
+//! `conn.rs` (the queue, the writer task), `registration.rs`
+//! ([`Registration`]), `rooms.rs`
 //! (join, leave, unregister, presence bookkeeping), `presence.rs`
 //! ([`PresenceInfo`], [`PresenceEvent`]), `cluster.rs` (the bus wire
 //! format, publisher and room subscriptions), `redis.rs` (presence leases,
@@ -84,6 +85,7 @@ mod presence;
 mod rate;
 #[cfg(feature = "redis")]
 mod redis;
+mod registration;
 mod rooms;
 mod send;
 mod stats;
@@ -101,11 +103,12 @@ pub use batch::BATCH_MAX_PENDING;
 pub use config::{
     HubConfig, MissedFormat, PresenceFormat, SlowPolicy, RATE_LIMIT_CLOSE, SLOW_CONSUMER_CLOSE,
 };
-pub use conn::{ConnId, Meta, Registration, SendOutcome};
+pub use conn::{ConnId, Meta, SendOutcome};
 pub use presence::{PresenceEvent, PresenceInfo, PresenceKind};
 pub use rate::{Inbound, RateLimit, RateLimiter};
 #[cfg(feature = "redis")]
 pub use redis::{PresenceLease, RedisPresence};
+pub use registration::Registration;
 pub use stats::HubStats;
 pub use time::rfc3339;
 
