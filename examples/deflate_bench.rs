@@ -23,15 +23,15 @@
 //! messages are 64 different documents (distinct ids) sent in turn, so that
 //! context takeover cannot just repeat the previous message.
 
+#[path = "common/counting_io.rs"]
+mod counting_io;
+
 use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use counting_io::Counts;
 use rtwire::ws::{Config, Conn, DeflateConfig, Message};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 fn main() -> io::Result<()> {
@@ -152,61 +152,6 @@ pub fn json_like(n: usize, first: usize) -> String {
     s
 }
 
-/// A stream that counts the bytes read from and written to it.
-struct Counting<S> {
-    inner: S,
-    read: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            self.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            self.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 fn host_port(url: &str) -> &str {
     let rest = url.strip_prefix("ws://").unwrap_or(url);
     rest.split('/').next().unwrap_or(rest)
@@ -221,13 +166,8 @@ async fn load(
 ) -> io::Result<()> {
     let tcp = TcpStream::connect(host_port(&url)).await?;
     tcp.set_nodelay(true)?;
-    let read = Arc::new(AtomicU64::new(0));
-    let written = Arc::new(AtomicU64::new(0));
-    let stream = Counting {
-        inner: tcp,
-        read: read.clone(),
-        written: written.clone(),
-    };
+    let counts = Counts::default();
+    let stream = counts.wrap(tcp);
     let config = config(deflate, 64 << 20);
     let (conn, head) = Conn::connect(stream, &url, &config)
         .await
@@ -239,10 +179,7 @@ async fn load(
     let pool: Vec<Message> = (0..64)
         .map(|k| Message::text(json_like(size, k * 1000)))
         .collect();
-    let (r0, w0) = (
-        read.load(Ordering::Relaxed),
-        written.load(Ordering::Relaxed),
-    );
+    let (r0, w0) = (counts.read(), counts.written());
     let (mut rd, mut wr) = conn.split();
     let window = Arc::new(tokio::sync::Semaphore::new(depth.max(1)));
     let start = Instant::now();
@@ -271,8 +208,8 @@ async fn load(
     r.map_err(io::Error::other)?;
     let secs = start.elapsed().as_secs_f64();
     let payload = (n * size) as f64;
-    let up = (written.load(Ordering::Relaxed) - w0) as f64 / payload;
-    let down = (read.load(Ordering::Relaxed) - r0) as f64 / payload;
+    let up = (counts.written() - w0) as f64 / payload;
+    let down = (counts.read() - r0) as f64 / payload;
     println!(
         "RESULT msgs_per_s={:.0} up_ratio={up:.4} down_ratio={down:.4} secs={secs:.3} ext={ext}",
         n as f64 / secs

@@ -16,14 +16,10 @@
 mod conn_support;
 
 mod example_support;
-use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use conn_support::*;
@@ -31,7 +27,7 @@ use rtwire::ws::{CloseCode, Config, Conn, Decoder, DeflateConfig, DeflateParams,
 use rtwire::ws::{Message, Role};
 use rtwire::HandshakeError;
 use sha1::{Digest, Sha1};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -155,84 +151,9 @@ fn digest(m: &Message) -> String {
 
 // -------------------------------------------------- byte-counting stream
 
-/// A stream that counts the bytes read from and written to it: the wire
-/// size of what went through, to check that compression really happened.
-#[derive(Debug)]
-struct Counting<S> {
-    inner: S,
-    read: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
-}
-
-#[derive(Clone, Default)]
-struct Counts {
-    read: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
-}
-
-impl Counts {
-    fn wrap<S>(&self, inner: S) -> Counting<S> {
-        Counting {
-            inner,
-            read: self.read.clone(),
-            written: self.written.clone(),
-        }
-    }
-    fn read(&self) -> u64 {
-        self.read.load(Ordering::Relaxed)
-    }
-    fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            self.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            self.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
+#[path = "../examples/common/counting_io.rs"]
+mod counting_io;
+use counting_io::Counts;
 
 // ------------------------------------------------------------- configs
 
