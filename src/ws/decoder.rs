@@ -1,7 +1,7 @@
 //! The sans-IO frame decoder: bytes from the peer → [`Frame`]s, with role
 //! checks, limits, in-place unmasking and incremental UTF-8 validation.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::close::parse_close_payload;
 use super::frame::{Frame, FrameHeader, OpCode};
@@ -124,10 +124,23 @@ impl Decoder {
     ///
     /// `Ok(None)` means more bytes are needed; call again after appending.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        self.decode_copying(buf, 0, Bytes::copy_from_slice)
+    }
+
+    /// [`decode`](Self::decode), except that a payload shorter than `below`
+    /// bytes is made by `copy` from the buffer instead of split off it (one
+    /// copy where split-then-copy would also take and drop a reference to
+    /// the buffer's memory).
+    pub(crate) fn decode_copying(
+        &mut self,
+        buf: &mut BytesMut,
+        below: usize,
+        copy: impl FnOnce(&[u8]) -> Bytes,
+    ) -> Result<Option<Frame>, ProtocolError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        match self.decode_inner(buf) {
+        match self.decode_inner(buf, below, copy) {
             Ok(f) => Ok(f),
             Err(e) => {
                 self.failed = Some(e.clone());
@@ -212,7 +225,12 @@ impl Decoder {
         Ok(true)
     }
 
-    fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+    fn decode_inner(
+        &mut self,
+        buf: &mut BytesMut,
+        below: usize,
+        copy: impl FnOnce(&[u8]) -> Bytes,
+    ) -> Result<Option<Frame>, ProtocolError> {
         if self.current.is_none() && !self.start_frame(buf)? {
             return Ok(None);
         }
@@ -235,7 +253,16 @@ impl Decoder {
         }
         let cur = *cur;
         self.current = None;
-        let payload = buf.split_to(cur.len).freeze();
+        let payload = if cur.len == 0 {
+            // Not an empty view of the buffer: that would still pin it.
+            Bytes::new()
+        } else if cur.len < below {
+            let p = copy(&buf[..cur.len]);
+            buf.advance(cur.len);
+            p
+        } else {
+            buf.split_to(cur.len).freeze()
+        };
         let h = cur.header;
         match h.opcode {
             OpCode::Close => {

@@ -244,9 +244,16 @@ impl Reader {
                 State::Closing(_) => return self.poll_closing(w, cx).map(Outcome::into_result),
                 State::Closed => return Poll::Ready(Err(Error::ConnectionClosed)),
             }
-            match self.decoder.decode(&mut self.recv.buf) {
-                Ok(Some(mut frame)) => {
+            // Small payloads get their own memory (the slab or an
+            // allocation) so one the application keeps pins nothing else.
+            match self
+                .decoder
+                .decode_copying(&mut self.recv.buf, COPY_BELOW, detach)
+            {
+                Ok(Some(frame)) => {
                     self.recv.release_if_empty();
+                    #[cfg(feature = "deflate")]
+                    let mut frame = frame;
                     #[cfg(feature = "deflate")]
                     if let Some(inf) = self.inflate.as_deref_mut() {
                         let max = self.decoder.limits().max_message_size;
@@ -256,11 +263,10 @@ impl Reader {
                             self.start_closing(Outcome::Protocol(e));
                             continue;
                         }
-                    }
-                    if !frame.payload.is_empty() && frame.payload.len() < COPY_BELOW {
-                        // Small payloads get their own allocation so one
-                        // the application keeps pins nothing else.
-                        frame.payload = detach(&frame.payload);
+                        if !frame.payload.is_empty() && frame.payload.len() < COPY_BELOW {
+                            // An inflated payload too.
+                            frame.payload = detach(&frame.payload);
+                        }
                     }
                     match frame.opcode {
                         OpCode::Ping if self.settings.auto_pong => {

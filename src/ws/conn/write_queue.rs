@@ -337,8 +337,14 @@ impl WriteQueue {
             let Some(front) = self.segments.front_mut() else {
                 // A stream never reports more than it was offered; clamp
                 // anyway rather than panic on a broken one.
-                let k = n.min(self.buf.len());
-                self.buf.advance(k);
+                if n >= self.buf.len() {
+                    // Cleared, not advanced: the buffer keeps its start, so
+                    // the next reply is encoded without a `reserve` that
+                    // first has to move the free space back to the front.
+                    self.buf.clear();
+                } else {
+                    self.buf.advance(n);
+                }
                 break;
             };
             let k = n.min(front.len());
