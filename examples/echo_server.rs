@@ -1,7 +1,7 @@
 //! WebSocket echo server: the Autobahn and benchmark target.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- 127.0.0.1:9001 [--threads N] [--keep-last]
+//! cargo run --release --example echo_server -- 127.0.0.1:9001 [--threads N] [--keep-last] [--tokio-timer]
 //! cargo run --release --features deflate --example echo_server -- 127.0.0.1:9001 --deflate [context]
 //! ```
 //!
@@ -15,13 +15,20 @@
 //! `--threads N` asks for more. Replies are fed, not flushed: they go out
 //! in one write when the connection next waits for input.
 //!
+//! The connections' timeouts (rtwire's defaults: handshake 10 s, write
+//! 30 s, close 5 s) run on rtwire's timer thread (`Timer::Thread`), so the
+//! runtime is built with `enable_io()` alone and skips tokio's time driver
+//! on every wake-up. `--tokio-timer` runs them on tokio's timer instead
+//! (`enable_all()`), to measure the difference; `--hub` implies it (the
+//! hub's own timers are tokio's).
+//!
 //! `--keep-last` makes every connection keep (a clone of) the last message
 //! it received until the next one arrives, as an application that stores
 //! each client's latest state does: with `load idle --warm`, the server's
 //! RSS per connection then includes whatever memory a retained message
 //! holds on to (e.g. a shared read buffer it was split from).
 
-use rtwire::ws::{Config, Conn, Message};
+use rtwire::ws::{Config, Conn, Message, Timer};
 
 fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:9001".to_string();
@@ -29,11 +36,13 @@ fn main() -> std::io::Result<()> {
     let mut keep_last = false;
     let mut hub = false;
     let mut deflate: Option<String> = None;
+    let mut tokio_timer = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(1),
             "--keep-last" => keep_last = true,
+            "--tokio-timer" => tokio_timer = true,
             // Each connection registered in one hub and in its room
             // "bench" (no echo): memory per idle hub member.
             "--hub" => hub = true,
@@ -42,17 +51,26 @@ fn main() -> std::io::Result<()> {
             _ => addr = a,
         }
     }
-    let rt = if threads <= 1 {
+    let tokio_timer = tokio_timer || hub;
+    let mut builder = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()?
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
     };
-    rt.block_on(serve(addr, keep_last, hub, deflate))
+    if tokio_timer {
+        builder.enable_all();
+    } else {
+        builder.enable_io();
+    }
+    let rt = builder.build()?;
+    let timer = if tokio_timer {
+        Timer::Tokio
+    } else {
+        Timer::Thread
+    };
+    rt.block_on(serve(addr, keep_last, hub, deflate, timer))
 }
 
 async fn serve(
@@ -60,6 +78,7 @@ async fn serve(
     keep_last: bool,
     hub: bool,
     deflate: Option<String>,
+    timer: Timer,
 ) -> std::io::Result<()> {
     let hub = hub.then(|| rtwire::hub::Hub::new(rtwire::hub::HubConfig::default()));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
@@ -67,6 +86,7 @@ async fn serve(
     // Large enough for Autobahn 9.* (16 MiB messages) and the /echo contract.
     #[allow(unused_mut)]
     let mut builder = Config::builder()
+        .timer(timer)
         .max_frame_size(64 << 20)
         .max_message_size(64 << 20);
     if let Some(mode) = deflate {

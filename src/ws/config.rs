@@ -39,6 +39,7 @@ pub struct Keepalive {
 /// | `close_timeout` | 5 s |
 /// | `auto_pong` | on |
 /// | `keepalive` | off |
+/// | `timer` | [`Timer::Tokio`](super::Timer::Tokio) |
 /// | `vectored_threshold` | 4 KiB |
 /// | `deflate` (feature `deflate`) | off |
 ///
@@ -74,6 +75,10 @@ pub struct Config {
     pub auto_pong: bool,
     /// Keepalive pings and dead-peer detection.
     pub keepalive: Option<Keepalive>,
+    /// What the timeouts above run on: tokio's timer (the default; the
+    /// runtime needs its time driver) or rtwire's own timer thread (the
+    /// runtime needs none). See [`Timer`](super::Timer).
+    pub timer: super::timer::Timer,
     /// Payloads of at least this size are written with a vectored write
     /// (header + payload, no copy) instead of being copied into the write
     /// buffer (server role; a client must mask, which copies).
@@ -102,6 +107,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             auto_pong: true,
             keepalive: None,
+            timer: super::timer::Timer::Tokio,
             vectored_threshold: 4096,
             server: ServerConfig::default(),
             client_subprotocols: Vec::new(),
@@ -152,6 +158,11 @@ impl ConfigBuilder {
     /// Write buffer high-water mark.
     pub fn write_buffer_high_water(mut self, n: usize) -> Self {
         self.0.write_buffer_high_water = n;
+        self
+    }
+    /// What the timeouts run on (see [`Timer`](super::Timer)).
+    pub fn timer(mut self, timer: super::timer::Timer) -> Self {
+        self.0.timer = timer;
         self
     }
     /// Write timeout.

@@ -20,6 +20,7 @@ mod limits;
 mod mask;
 mod message;
 mod role;
+mod timer;
 mod utf8;
 
 pub use close::{close_payload, parse_close_payload, CloseCode, CloseFrame};
@@ -35,4 +36,5 @@ pub use limits::Limits;
 pub use mask::{apply_mask, apply_mask_bytes};
 pub use message::{Message, Utf8Bytes};
 pub use role::Role;
+pub use timer::Timer;
 pub use utf8::{Utf8Error, Utf8Validator};

@@ -8,12 +8,14 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::deadline::run_until;
 use super::Conn;
 use crate::error::{Error, HandshakeError};
 use crate::http::{HeadParser, RequestHead};
 use crate::ws::config::Config;
 use crate::ws::handshake::{self, Accepted};
 use crate::ws::role::Role;
+use crate::ws::timer::Timer;
 
 /// A request head and the bytes read after it.
 #[derive(Debug)]
@@ -24,17 +26,15 @@ pub struct HeadAndRest {
     pub rest: BytesMut,
 }
 
-/// Runs `f` until `deadline` (no bound without one).
+/// Runs `f` until `deadline` (no bound without one), on `timer`.
 async fn until<T>(
+    timer: Timer,
     deadline: Option<Instant>,
     f: impl std::future::Future<Output = T>,
 ) -> Result<T, HandshakeError> {
-    match deadline {
-        Some(d) => tokio::time::timeout_at(d, f)
-            .await
-            .map_err(|_| HandshakeError::Timeout),
-        None => Ok(f.await),
-    }
+    run_until(timer, deadline, f)
+        .await
+        .map_err(|()| HandshakeError::Timeout)
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -47,12 +47,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     pub async fn accept(mut stream: S, config: &Config) -> Result<(Self, Accepted), Error> {
         let deadline = config.handshake_timeout.map(|t| Instant::now() + t);
         let read = read_request_head(&mut stream, config);
-        let HeadAndRest { head, rest } = match until(deadline, read).await {
+        let HeadAndRest { head, rest } = match until(config.timer, deadline, read).await {
             Ok(r) => r?,
             Err(e) => {
                 // Best effort 408: the peer may not be reading either.
                 let grace = config.handshake_timeout.unwrap_or_default() / 4;
-                let _ = tokio::time::timeout(grace, reject(&mut stream, &e)).await;
+                let _ = until(
+                    config.timer,
+                    Some(Instant::now() + grace),
+                    reject(&mut stream, &e),
+                )
+                .await;
                 return Err(Error::Handshake(e));
             }
         };
@@ -88,7 +93,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
                 let mut out = BytesMut::with_capacity(256);
                 accepted.write_response(&mut out);
-                until(deadline, async {
+                until(config.timer, deadline, async {
                     stream.write_all(&out).await?;
                     stream.flush().await
                 })
@@ -102,7 +107,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Ok((conn, accepted))
             }
             Err(e) => {
-                let _ = until(deadline, reject(&mut stream, &e)).await;
+                let _ = until(config.timer, deadline, reject(&mut stream, &e)).await;
                 Err(Error::Handshake(e))
             }
         }

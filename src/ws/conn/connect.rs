@@ -77,12 +77,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             };
             Ok((resp, buf, params))
         };
-        let (resp, leftover, _params) = match config.handshake_timeout {
-            Some(t) => tokio::time::timeout(t, fut)
+        let at = config
+            .handshake_timeout
+            .map(|t| tokio::time::Instant::now() + t);
+        let (resp, leftover, _params) =
+            super::deadline::run_until(config.timer, at, fut)
                 .await
-                .map_err(|_| Error::Handshake(HandshakeError::Timeout))??,
-            None => fut.await?,
-        };
+                .map_err(|()| Error::Handshake(HandshakeError::Timeout))??;
         let conn = Self::from_upgraded(stream, Role::Client, config, leftover);
         #[cfg(feature = "deflate")]
         let conn = match _params {

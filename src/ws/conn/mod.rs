@@ -331,7 +331,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         self.tx.push_close(&Frame::close(code, reason));
         let deadline = self.reader.close_deadline();
-        let waited = tokio::time::timeout_at(deadline, async {
+        let timer = self.reader.settings.timer;
+        let waited = deadline::run_until(timer, Some(deadline), async {
             poll_fn(|cx| {
                 let (_, mut w) = self.wire();
                 w.poll_drain(cx, 0)
@@ -356,12 +357,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // Bounded too: a TLS close_notify may never get written to a
             // peer that does not read.
             let grace = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
-            let _ = tokio::time::timeout_at(deadline.max(grace), self.io.shutdown()).await;
+            let _ = deadline::run_until(timer, Some(deadline.max(grace)), self.io.shutdown()).await;
             self.reader.set_closed();
         }
         match waited {
             Ok(r) => r,
-            Err(_) => Err(Error::Timeout(TimeoutKind::Close)),
+            Err(()) => Err(Error::Timeout(TimeoutKind::Close)),
         }
     }
 

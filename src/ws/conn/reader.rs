@@ -144,7 +144,7 @@ impl Reader {
                     cfg,
                 })
             }),
-            deadline: Deadline::default(),
+            deadline: Deadline::new(config.timer),
             stall: WriteStall::default(),
             asm: Assembler::default(),
             raw_open: false,

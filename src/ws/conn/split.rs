@@ -214,7 +214,7 @@ pub(crate) fn split<S>(
         },
         WriteHalf {
             shared,
-            deadline: Deadline::default(),
+            deadline: Deadline::new(settings.timer),
             stall: WriteStall::default(),
             settings,
             role,

@@ -41,6 +41,7 @@ pub(crate) struct Settings {
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) close_timeout: Duration,
     pub(crate) auto_pong: bool,
+    pub(crate) timer: crate::ws::timer::Timer,
 }
 
 impl Settings {
@@ -50,6 +51,7 @@ impl Settings {
             write_timeout: c.write_timeout,
             close_timeout: c.close_timeout,
             auto_pong: c.auto_pong,
+            timer: c.timer,
         }
     }
 }
