@@ -55,6 +55,7 @@ impl Encoder {
 
     /// The header for a frame of `len` payload bytes: masked with a fresh
     /// key in the client role.
+    #[inline]
     pub fn header(&mut self, fin: bool, rsv: u8, opcode: OpCode, len: usize) -> FrameHeader {
         FrameHeader {
             fin,
@@ -70,11 +71,13 @@ impl Encoder {
 
     /// Appends the whole frame (header and payload, masked in the client
     /// role) to `out`.
+    #[inline]
     pub fn encode(&mut self, frame: &Frame, out: &mut BytesMut) {
         self.encode_parts(frame.fin, frame.rsv, frame.opcode, &frame.payload, out);
     }
 
     /// Appends a frame built from its parts to `out`.
+    #[inline]
     pub fn encode_parts(
         &mut self,
         fin: bool,

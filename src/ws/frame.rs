@@ -81,6 +81,7 @@ impl FrameHeader {
     /// assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
     /// assert_eq!(FrameHeader::parse(&wire[..1]).unwrap(), None);
     /// ```
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
@@ -155,6 +156,7 @@ impl FrameHeader {
     /// let n = h.encode(&mut out);
     /// assert_eq!(&out[..n], &[0x82, 0x7E, 0x01, 0x00]); // RFC 6455 §5.7
     /// ```
+    #[inline]
     pub fn encode(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
         out[0] = (u8::from(self.fin) << 7) | ((self.rsv & 0x7) << 4) | self.opcode as u8;
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };

@@ -246,10 +246,15 @@ impl Reader {
             }
             // Small payloads get their own memory (the slab or an
             // allocation) so one the application keeps pins nothing else.
-            match self
-                .decoder
-                .decode_copying(&mut self.recv.buf, COPY_BELOW, detach)
-            {
+            // With nothing buffered there is nothing to decode (a decoder
+            // that failed has put the connection in `Closing` already).
+            let decoded = if self.recv.buf.is_empty() {
+                Ok(None)
+            } else {
+                self.decoder
+                    .decode_copying(&mut self.recv.buf, COPY_BELOW, detach)
+            };
+            match decoded {
                 Ok(Some(frame)) => {
                     self.recv.release_if_empty();
                     #[cfg(feature = "deflate")]

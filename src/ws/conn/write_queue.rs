@@ -87,6 +87,7 @@ impl WriteQueue {
     }
 
     /// Bytes waiting to be written.
+    #[inline]
     pub(crate) fn buffered(&self) -> usize {
         self.queued + self.buf.len()
     }
@@ -104,6 +105,7 @@ impl WriteQueue {
     /// Checks that `frame` may be queued now: nothing after our close, a
     /// valid control frame, no RSV bits (no extension is negotiated), and
     /// data frames in a valid fragmentation order.
+    #[inline]
     pub(crate) fn check(&self, frame: &Frame) -> Result<(), Error> {
         if self.close_sent {
             return Err(if frame.opcode == OpCode::Close {
@@ -143,6 +145,7 @@ impl WriteQueue {
 
     /// Queues a frame that passed [`check`](Self::check) (or its compressed
     /// form, which may carry RSV1).
+    #[inline]
     pub(crate) fn start_send(&mut self, frame: &Frame) {
         match frame.opcode {
             OpCode::Close => self.close_sent = true,
@@ -187,6 +190,7 @@ impl WriteQueue {
 
     /// Queues a keepalive message held back for the end of a fragmented
     /// message, once it ended.
+    #[inline]
     fn push_deferred(&mut self) {
         if !self.in_message {
             if let Some(d) = self.deferred.take() {
@@ -255,6 +259,7 @@ impl WriteQueue {
         }
     }
 
+    #[inline]
     fn push(&mut self, frame: &Frame) {
         if frame.payload.len() >= self.vectored_threshold
             && self
