@@ -7,7 +7,8 @@
 #   bash benches/compare.sh            # full table (about 5 minutes)
 #   SECS=1 IDLE_N=1000 bash benches/compare.sh   # quick look
 #
-# Each server runs single-threaded with TCP_NODELAY, pinned to core 0; the
+# Each server runs single-threaded with TCP_NODELAY, pinned to core 0 (one
+# cell runs every server on 2 threads, unpinned); the
 # load generator (examples/load.rs) is pinned to core 1. Everything is built
 # with the same release profile (fat LTO, one codegen unit).
 # Prints a markdown table with ratios to rtwire; raw results go to
@@ -61,9 +62,12 @@ wait_port() { # port
   return 1
 }
 
-start_server() { # binary -> sets SERVER_PID, SERVER_PORT
+start_server() { # binary [cpus [args...]] -> sets SERVER_PID, SERVER_PORT
   PORT=$((PORT + 1))
-  taskset -c "$SERVER_CPU" "$1" "127.0.0.1:$PORT" 2>/dev/null &
+  local bin=$1 cpus=${2:-$SERVER_CPU}
+  shift
+  [[ $# -gt 0 ]] && shift
+  taskset -c "$cpus" "$bin" "127.0.0.1:$PORT" "$@" 2>/dev/null &
   SERVER_PID=$!
   SERVER_PORT=$PORT
   wait_port "$PORT"
@@ -113,6 +117,64 @@ for cell in "${CELLS[@]}"; do
 done
 stop_all
 
+# Multi-threaded: every server on a 2-worker runtime (rtwire's echo_server
+# --threads 2, the peers on tokio's multi-thread runtime with 2 workers),
+# 256 connections x 1 KiB. Nothing is pinned: servers and the load
+# generators share both cores, alike for every server.
+PORTS=()
+for i in "${!SERVERS[@]}"; do
+  IFS='|' read -r _ bin _ <<<"${SERVERS[$i]}"
+  start_server "$bin" 0,1 --threads 2
+  PIDS+=("$SERVER_PID")
+  PORTS+=("$SERVER_PORT")
+done
+# The load generator is single-threaded: two of them, 128 connections each,
+# run at once, and their rates are added up (latency: the worse of the two).
+run_load_pair() { # name, port, raw flag...
+  local name=$1 port=$2
+  shift 2
+  local a b
+  a=$(mktemp) b=$(mktemp)
+  "$LOAD" echo "127.0.0.1:$port" -c 128 -s 1024 -p 1 -t "$SECS" -w "$WARMUP" "$@" >"$a" &
+  local pa=$!
+  "$LOAD" echo "127.0.0.1:$port" -c 128 -s 1024 -p 1 -t "$SECS" -w "$WARMUP" "$@" >"$b" &
+  local pb=$!
+  wait "$pa" "$pb" || true
+  local line
+  line=$(python3 - "$a" "$b" <<'PY'
+import sys
+kvs = []
+for path in sys.argv[1:]:
+    for l in open(path):
+        if l.startswith("RESULT"):
+            kvs.append(dict(p.split("=", 1) for p in l.split()[1:]))
+if len(kvs) != 2:
+    print("RESULT failed=1")
+    sys.exit()
+out = dict(kvs[0])
+for k in ("msgs_s", "mb_s", "errors"):
+    if k in out:
+        out[k] = f"{sum(float(kv.get(k, 0)) for kv in kvs):.1f}"
+for k in ("p50_us", "p99_us"):
+    if k in out:
+        out[k] = str(max(float(kv.get(k, 0)) for kv in kvs))
+out["conns"] = "256"
+print("RESULT " + " ".join(f"{k}={v}" for k, v in out.items()))
+PY
+)
+  rm -f "$a" "$b"
+  echo "$name|$line threads=2" >>"$RESULTS"
+  echo "  $name: ${line#RESULT }" >&2
+}
+echo "== 2 threads: 256 connections x 1024 B x depth 1" >&2
+for i in "${!SERVERS[@]}"; do
+  IFS='|' read -r name _ kind <<<"${SERVERS[$i]}"
+  raw=()
+  [[ $kind == raw ]] && raw=(--raw)
+  run_load_pair "$name" "${PORTS[$i]}" "${raw[@]}"
+done
+stop_all
+
 # Idle memory, each on a fresh server: upgraded only, then after one echo.
 for entry in "${SERVERS[@]}"; do
   IFS='|' read -r name bin kind <<<"$entry"
@@ -142,6 +204,8 @@ def cells(name):
     for kv in rows[name]:
         if kv.get("mode") == "echo":
             key = f"{kv['conns']} conn x {kv['size']} B" + (f" x depth {kv['depth']}" if kv['depth'] != "1" else "")
+            if kv.get("threads", "1") != "1":
+                key += f", {kv['threads']} threads"
             out[key] = kv
         elif kv.get("mode") == "idle":
             out["idle " + ("warm" if kv["warm"] == "true" else "cold")] = kv

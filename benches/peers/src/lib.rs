@@ -205,15 +205,31 @@ pub fn addr_arg() -> String {
         .unwrap_or_else(|| "127.0.0.1:9001".to_string())
 }
 
-/// A single-threaded runtime with only the IO driver, as the peers' own
-/// echo examples build it (none of them needs timers; rtwire's
-/// `echo_server` enables the time driver too, because `Conn` bounds its
-/// handshake and close with timeouts, and pays for it on every wake-up).
-pub fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .expect("runtime")
+/// The runtime of an echo server, with only the IO driver, as the peers'
+/// own echo examples build it (none of them needs timers; rtwire's
+/// `echo_server` runs its timeouts on its own timer thread and builds the
+/// same runtime). Single-threaded, unless the arguments say `--threads N`
+/// with N > 1: then a multi-threaded runtime with N workers.
+pub fn runtime() -> tokio::runtime::Runtime {
+    let args: Vec<String> = std::env::args().collect();
+    let threads = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(1);
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime")
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_io()
+            .build()
+            .expect("runtime")
+    }
 }
 
 /// A browser-like upgrade request (what Chrome sends, minus cookies).

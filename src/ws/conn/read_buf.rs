@@ -18,14 +18,15 @@
 //!   worst).
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::BufMut;
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Size of a read-arena block.
+/// Size of a read-arena block (capacity; never initialised up front).
 const ARENA_BLOCK: usize = 256 * 1024;
 /// Largest single read.
 const READ_MAX: usize = 64 * 1024 + 16;
@@ -123,15 +124,22 @@ impl RecvBuf {
             want.clamp(READ_MIN, READ_MAX)
         };
         let mut arena = ARENA.with(Cell::take);
-        if arena.len() < want {
-            // Zeroed once per block, not per read.
-            arena = BytesMut::zeroed(ARENA_BLOCK);
+        if arena.capacity() < want {
+            // Never zeroed: the read goes into the block's uninitialised
+            // spare capacity (tokio's `read_buf`), so a new block costs
+            // one allocation, not a 256 KiB memset (or, for a fresh
+            // mapping, 64 page faults up front).
+            arena = BytesMut::with_capacity(ARENA_BLOCK);
         }
-        let mut rb = ReadBuf::new(&mut arena[..want]);
-        let polled = Pin::new(&mut *io).poll_read(cx, &mut rb);
-        let n = rb.filled().len();
+        // Polled once, then dropped: `read_buf` keeps no state of its own
+        // between polls (what it read is in `arena`).
+        let polled = {
+            let mut limited = (&mut arena).limit(want);
+            let read = std::pin::pin!((*io).read_buf(&mut limited));
+            read.poll(cx)
+        };
         let result = match polled {
-            Poll::Ready(Ok(())) => {
+            Poll::Ready(Ok(n)) => {
                 let got = arena.split_to(n);
                 self.append(got);
                 Poll::Ready(Ok(n))
@@ -143,7 +151,7 @@ impl RecvBuf {
             // A nested reader may have left a block of its own: keep the
             // roomier one.
             let other = slot.take();
-            slot.set(if other.len() > arena.len() {
+            slot.set(if other.capacity() > arena.capacity() {
                 other
             } else {
                 arena

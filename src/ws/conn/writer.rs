@@ -58,6 +58,21 @@ impl<W: Wire> Writer<'_, W> {
         if self.closed {
             return Err(Error::ConnectionClosed);
         }
+        if self.deflate.is_none() {
+            // Room now: checked and queued in one step (one lock for a
+            // split connection), nothing to wait for.
+            let hw = self.settings.high_water;
+            let queued = self.wire.queue(|q| {
+                (q.buffered() <= hw).then(|| {
+                    q.check(&frame)?;
+                    q.start_send(&frame);
+                    Ok(())
+                })
+            });
+            if let Some(r) = queued {
+                return r;
+            }
+        }
         self.wire.queue(|q| q.check(&frame))?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
         // After the last await: a cancelled feed compressed nothing. If the
@@ -101,6 +116,20 @@ impl<W: Wire> Writer<'_, W> {
         if self.closed {
             return Err(Error::ConnectionClosed);
         }
+        let hw = self.settings.high_water;
+        let mut frames = Some(frames);
+        // Room now: checked and queued in one step, as in `feed_frame`.
+        let queued = self.wire.queue(|q| {
+            (q.buffered() <= hw).then(|| {
+                q.check_encoded_state()?;
+                q.push_encoded(frames.take().unwrap_or_default());
+                Ok(())
+            })
+        });
+        if let Some(r) = queued {
+            return r;
+        }
+        let frames = frames.unwrap_or_default();
         self.wire.queue(|q| q.check_encoded_state())?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
         self.wire.queue(|q| {

@@ -2,7 +2,7 @@
 //! hyper's HTTP/1 server with upgrades, `upgrade::upgrade`, then a
 //! `FragmentCollector` whose `read_frame` / `write_frame` echo each data
 //! frame (each `write_frame` writes immediately). The connection task runs
-//! `unconstrained` as in the example. Single-threaded runtime,
+//! `unconstrained` as in the example. Single-threaded runtime (`--threads N`: N workers),
 //! `TCP_NODELAY`.
 
 use fastwebsockets::{upgrade, FragmentCollector, OpCode, WebSocketError};
@@ -38,7 +38,7 @@ async fn server_upgrade(
 
 fn main() -> std::io::Result<()> {
     let addr = rtwire_peers::addr_arg();
-    rtwire_peers::current_thread().block_on(async move {
+    rtwire_peers::runtime().block_on(async move {
         let listener = TcpListener::bind(&addr).await?;
         eprintln!("fastws_echo listening on ws://{addr}");
         loop {

@@ -1,13 +1,13 @@
 //! Raw TCP echo server: the floor for every WebSocket server here. It reads
 //! into a 64 KiB buffer and writes back what it read, with no framing.
-//! Single-threaded runtime, `TCP_NODELAY`.
+//! Single-threaded runtime (`--threads N`: N workers), `TCP_NODELAY`.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 fn main() -> std::io::Result<()> {
     let addr = rtwire_peers::addr_arg();
-    rtwire_peers::current_thread().block_on(async move {
+    rtwire_peers::runtime().block_on(async move {
         let listener = TcpListener::bind(&addr).await?;
         eprintln!("raw_echo listening on tcp://{addr}");
         loop {

@@ -1,7 +1,7 @@
 //! tokio-websockets echo server, as in the crate's own `echo_server`
 //! example: `ServerBuilder::accept`, then `next()` / `send()` for each data
 //! message, the task `unconstrained`, unlimited frame size and limits.
-//! Single-threaded runtime, `TCP_NODELAY`.
+//! Single-threaded runtime (`--threads N`: N workers), `TCP_NODELAY`.
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
@@ -9,7 +9,7 @@ use tokio_websockets::{Config, Limits, ServerBuilder};
 
 fn main() -> std::io::Result<()> {
     let addr = rtwire_peers::addr_arg();
-    rtwire_peers::current_thread().block_on(async move {
+    rtwire_peers::runtime().block_on(async move {
         let listener = TcpListener::bind(&addr).await?;
         eprintln!("tokiows_echo listening on ws://{addr}");
         loop {

@@ -2,14 +2,14 @@
 //! example: `accept_async`, then `read.forward(write)` over the split halves
 //! (`forward` feeds each message and flushes only when the stream has no
 //! more ready, so replies to a batch of frames are coalesced).
-//! Single-threaded runtime, `TCP_NODELAY`.
+//! Single-threaded runtime (`--threads N`: N workers), `TCP_NODELAY`.
 
 use futures_util::{future, StreamExt, TryStreamExt};
 use tokio::net::TcpListener;
 
 fn main() -> std::io::Result<()> {
     let addr = rtwire_peers::addr_arg();
-    rtwire_peers::current_thread().block_on(async move {
+    rtwire_peers::runtime().block_on(async move {
         let listener = TcpListener::bind(&addr).await?;
         eprintln!("tungstenite_echo listening on ws://{addr}");
         loop {
