@@ -164,3 +164,43 @@ fn header_encode_parse_round_trip_at_length_boundaries() {
         }
     }
 }
+
+#[test]
+fn server_encode_matches_the_header_api_for_every_short_frame() {
+    // The encoder writes short server frames (payload under 126 bytes)
+    // without `FrameHeader`; every bit combination must come out the same.
+    let ops = [
+        OpCode::Continuation,
+        OpCode::Text,
+        OpCode::Binary,
+        OpCode::Close,
+        OpCode::Ping,
+        OpCode::Pong,
+    ];
+    for op in ops {
+        for fin in [false, true] {
+            for rsv in 0..8u8 {
+                for len in [0usize, 1, 2, 15, 16, 100, 124, 125, 126, 127, 300] {
+                    let mut f = Frame::new(op, bytes::Bytes::from(vec![0x5a; len])).with_fin(fin);
+                    f.rsv = rsv;
+                    let h = FrameHeader {
+                        fin,
+                        rsv,
+                        opcode: op,
+                        mask: None,
+                        payload_len: len as u64,
+                    };
+                    let mut want = [0u8; MAX_HEADER_LEN];
+                    let n = h.encode(&mut want);
+                    let mut expected = want[..n].to_vec();
+                    expected.extend_from_slice(&f.payload);
+                    assert_eq!(
+                        server_encode(&f),
+                        expected,
+                        "{op:?} fin={fin} rsv={rsv} len={len}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -86,6 +86,14 @@ impl Encoder {
         payload: &[u8],
         out: &mut BytesMut,
     ) {
+        if self.role == Role::Server && payload.len() < 126 {
+            // The common reply: a two-byte header, no mask.
+            let b0 = (u8::from(fin) << 7) | ((rsv & 0x7) << 4) | opcode as u8;
+            out.reserve(2 + payload.len());
+            out.put_slice(&[b0, payload.len() as u8]);
+            out.put_slice(payload);
+            return;
+        }
         let h = self.header(fin, rsv, opcode, payload.len());
         let mut hdr = [0u8; MAX_HEADER_LEN];
         let n = h.encode(&mut hdr);

@@ -29,7 +29,15 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // Rotate the key so that key[0] applies to buf[0].
     let key = rotate(key, offset);
     if buf.len() < 32 {
-        return apply_mask_bytes(buf, key, 0);
+        // Short payloads (most messages): four bytes at a time.
+        let k32 = u32::from_ne_bytes(key);
+        let mut words = buf.chunks_exact_mut(4);
+        for word in &mut words {
+            let w = u32::from_ne_bytes(word.try_into().unwrap_or([0; 4])) ^ k32;
+            word.copy_from_slice(&w.to_ne_bytes());
+        }
+        // The rest starts at a multiple of 4: the key's phase is 0.
+        return apply_mask_bytes(words.into_remainder(), key, 0);
     }
     let k64 = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],

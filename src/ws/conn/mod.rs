@@ -251,7 +251,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Queues a frame. Waits first while the write queue is above its
     /// high-water mark (backpressure). Cancel-safe (see the type's docs).
     pub async fn feed_frame(&mut self, frame: Frame) -> Result<(), Error> {
-        self.writer().feed_frame(frame).await
+        // Without a wait, without the writer's future.
+        match self.writer().try_feed(&frame) {
+            Some(r) => r,
+            None => self.writer().feed_frame(frame).await,
+        }
     }
 
     /// Writes one frame now (queues it, then flushes).

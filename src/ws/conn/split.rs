@@ -294,7 +294,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Queues a frame; waits first while the queue is above the high-water
     /// mark. Cancel-safe like [`Conn::feed_frame`](super::Conn::feed_frame).
     pub async fn feed_frame(&mut self, frame: Frame) -> Result<(), Error> {
-        self.writer().feed_frame(frame).await
+        // Without a wait, without the writer's future.
+        match self.writer().try_feed(&frame) {
+            Some(r) => r,
+            None => self.writer().feed_frame(frame).await,
+        }
     }
 
     /// Queues a message as one frame.

@@ -53,25 +53,27 @@ impl<W: Wire> Writer<'_, W> {
             .poll_drain(&mut self.wire, cx, 0, t, self.deadline)
     }
 
+    /// Queues `frame` now if it needs no wait: the queue has room, and no
+    /// compression has to happen outside the queue (one step, one lock for
+    /// a split connection). `None`: it must go through
+    /// [`feed_frame`](Self::feed_frame).
+    #[inline]
+    pub(crate) fn try_feed(&mut self, frame: &Frame) -> Option<Result<(), Error>> {
+        if self.closed {
+            return Some(Err(Error::ConnectionClosed));
+        }
+        if self.deflate.is_some() {
+            return None;
+        }
+        let hw = self.settings.high_water;
+        self.wire
+            .queue(|q| (q.buffered() <= hw).then(|| q.check(frame).map(|()| q.start_send(frame))))
+    }
+
     /// Validates `frame`, waits for room, queues it.
     pub(crate) async fn feed_frame(&mut self, frame: Frame) -> Result<(), Error> {
-        if self.closed {
-            return Err(Error::ConnectionClosed);
-        }
-        if self.deflate.is_none() {
-            // Room now: checked and queued in one step (one lock for a
-            // split connection), nothing to wait for.
-            let hw = self.settings.high_water;
-            let queued = self.wire.queue(|q| {
-                (q.buffered() <= hw).then(|| {
-                    q.check(&frame)?;
-                    q.start_send(&frame);
-                    Ok(())
-                })
-            });
-            if let Some(r) = queued {
-                return r;
-            }
+        if let Some(r) = self.try_feed(&frame) {
+            return r;
         }
         self.wire.queue(|q| q.check(&frame))?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
