@@ -197,3 +197,98 @@ fn close_timeout_fires_when_the_peer_never_answers() {
         );
     }));
 }
+
+#[test]
+fn client_handshake_timeout_fires_without_a_time_driver() {
+    io_only_runtime().block_on(bounded("client handshake timeout", async {
+        // A server that accepts TCP and never answers the upgrade.
+        let (l, addr) = listener().await;
+        let silent = tokio::spawn(async move {
+            let (mut tcp, _) = l.accept().await.expect("accept");
+            let mut sink = Vec::new();
+            let _ = tcp.read_to_end(&mut sink).await;
+        });
+        let config = base()
+            .handshake_timeout(Some(Duration::from_millis(100)))
+            .build();
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let r = Conn::connect(tcp, &format!("ws://{addr}/"), &config).await;
+        assert!(
+            matches!(r, Err(Error::Handshake(HandshakeError::Timeout))),
+            "{:?}",
+            r.map(|_| ())
+        );
+        silent.abort();
+    }));
+}
+
+#[test]
+fn split_write_half_times_out_when_the_peer_stops_reading() {
+    io_only_runtime().block_on(bounded("split write timeout", async {
+        let (l, addr) = listener().await;
+        let config = base()
+            .write_timeout(Some(Duration::from_millis(100)))
+            .build();
+        let server = tokio::spawn(async move {
+            let conn = accept(&l, &config).await;
+            let (_read, mut write) = conn.split();
+            let big = Bytes::from(vec![7u8; 1 << 20]);
+            for _ in 0..512 {
+                write.send_message(Message::Binary(big.clone())).await?;
+            }
+            Ok::<(), Error>(())
+        });
+        let sock = TcpSocket::new_v4().expect("socket");
+        sock.set_recv_buffer_size(4096).expect("rcvbuf");
+        let mut tcp = sock.connect(addr).await.expect("connect");
+        tcp.write_all(upgrade_request(addr, "/", "").as_bytes())
+            .await
+            .expect("upgrade");
+        let (resp, _) = read_response_head(&mut tcp).await;
+        assert_eq!(resp.status(), 101);
+        let r = server.await.expect("server task");
+        assert!(
+            matches!(r, Err(Error::Timeout(TimeoutKind::Write))),
+            "{r:?}"
+        );
+        drop(tcp);
+    }));
+}
+
+/// `Timer::Thread` keeps real time even when tokio's clock is paused: a
+/// silent peer is still pinged and then failed (this once spun forever,
+/// deadlines computed on the paused clock and fired on the real one).
+#[test]
+fn thread_timer_keeps_real_time_under_a_paused_tokio_clock() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    rt.block_on(bounded("keepalive, paused clock", async {
+        let (l, addr) = listener().await;
+        let config = base()
+            .keepalive(Duration::from_millis(30), Duration::from_millis(200))
+            .build();
+        let server = tokio::spawn(async move {
+            let mut conn = accept(&l, &config).await;
+            conn.read_message().await
+        });
+        let mut c = RawClient::connect(addr, "/", "").await;
+        let mut pings = 0;
+        loop {
+            let f = c.frame().await;
+            match f.opcode {
+                OpCode::Ping => pings += 1,
+                OpCode::Close => break,
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(pings < 100, "{pings} pings: the deadline does not move");
+        }
+        let r = server.await.expect("server task");
+        assert!(
+            matches!(r, Err(Error::Timeout(TimeoutKind::Keepalive))),
+            "{r:?}"
+        );
+    }));
+}

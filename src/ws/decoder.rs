@@ -135,7 +135,7 @@ impl Decoder {
         &mut self,
         buf: &mut BytesMut,
         below: usize,
-        copy: impl FnOnce(&[u8]) -> Bytes,
+        copy: impl Fn(&[u8]) -> Bytes,
     ) -> Result<Option<Frame>, ProtocolError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
@@ -225,14 +225,82 @@ impl Decoder {
         Ok(true)
     }
 
+    /// The common case in one step: a whole unfragmented text or binary
+    /// frame with a 7-bit length and no RSV bits at the front of `buf`,
+    /// while no message is open. `None`: not that case (nothing consumed,
+    /// nothing changed); the general path handles it, errors included.
+    #[inline]
+    fn decode_whole_short(
+        &mut self,
+        buf: &mut BytesMut,
+        below: usize,
+        copy: &impl Fn(&[u8]) -> Bytes,
+    ) -> Option<Result<Option<Frame>, ProtocolError>> {
+        let (b0, b1) = match buf[..] {
+            [b0, b1, ..] => (b0, b1),
+            _ => return None,
+        };
+        let opcode = match b0 {
+            0x81 => OpCode::Text,
+            0x82 => OpCode::Binary,
+            _ => return None,
+        };
+        let masked = b1 & 0x80 != 0;
+        let len = usize::from(b1 & 0x7f);
+        if self.message.is_some()
+            || masked != (self.role == Role::Server)
+            || len >= 126
+            || len > self.limits.max_frame_size
+            || len > self.limits.max_message_size
+        {
+            return None;
+        }
+        let hlen = if masked { 6 } else { 2 };
+        if buf.len() < hlen + len {
+            return None;
+        }
+        if masked {
+            let key = [buf[2], buf[3], buf[4], buf[5]];
+            apply_mask(&mut buf[hlen..hlen + len], key, 0);
+        }
+        // Unmasked in place: from here on the frame is consumed, even if
+        // it is invalid (the decoder then fails, as the general path would
+        // on the same bytes).
+        if opcode == OpCode::Text && std::str::from_utf8(&buf[hlen..hlen + len]).is_err() {
+            return Some(Err(ProtocolError::InvalidUtf8));
+        }
+        let payload = if len == 0 {
+            buf.advance(hlen);
+            Bytes::new()
+        } else if len < below {
+            let p = copy(&buf[hlen..hlen + len]);
+            buf.advance(hlen + len);
+            p
+        } else {
+            buf.advance(hlen);
+            buf.split_to(len).freeze()
+        };
+        Some(Ok(Some(Frame {
+            fin: true,
+            rsv: 0,
+            opcode,
+            payload,
+        })))
+    }
+
     fn decode_inner(
         &mut self,
         buf: &mut BytesMut,
         below: usize,
-        copy: impl FnOnce(&[u8]) -> Bytes,
+        copy: impl Fn(&[u8]) -> Bytes,
     ) -> Result<Option<Frame>, ProtocolError> {
-        if self.current.is_none() && !self.start_frame(buf)? {
-            return Ok(None);
+        if self.current.is_none() {
+            if let Some(r) = self.decode_whole_short(buf, below, &copy) {
+                return r;
+            }
+            if !self.start_frame(buf)? {
+                return Ok(None);
+            }
         }
         let Some(cur) = self.current.as_mut() else {
             return Ok(None);

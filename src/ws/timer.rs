@@ -40,6 +40,19 @@ pub enum Timer {
     Thread,
 }
 
+impl Timer {
+    /// The current time on this timer's clock: tokio's (which a paused
+    /// runtime holds still) or the real one. Every deadline a connection
+    /// computes comes from here, so it is compared with the clock that
+    /// fires it.
+    pub(crate) fn now(self) -> tokio::time::Instant {
+        match self {
+            Timer::Tokio => tokio::time::Instant::now(),
+            Timer::Thread => tokio::time::Instant::from_std(Instant::now()),
+        }
+    }
+}
+
 /// Deadlines waiting on the timer thread.
 #[derive(Default)]
 struct Wheel {
@@ -73,6 +86,21 @@ fn lock(s: &Shared) -> MutexGuard<'_, Wheel> {
     s.wheel.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl Wheel {
+    /// Drops stale heap entries (registrations dropped or moved) once they
+    /// outnumber the live ones: the heap stays proportional to the
+    /// deadlines actually pending, however many come and go.
+    fn prune(&mut self) {
+        if self.heap.len() > 2 * self.live.len() + 1024 {
+            self.heap = self
+                .live
+                .iter()
+                .map(|(id, (at, _))| Reverse((*at, *id)))
+                .collect();
+        }
+    }
+}
+
 fn run(s: &'static Shared) {
     let mut w = lock(s);
     loop {
@@ -94,7 +122,9 @@ fn run(s: &'static Shared) {
         if !due.is_empty() {
             drop(w);
             for waker in due {
-                waker.wake();
+                // A waker that panics (a foreign executor's) must not take
+                // the thread, and every timeout in the process, with it.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
             }
             w = lock(s);
             continue;
@@ -156,6 +186,7 @@ impl ThreadDeadline {
         });
         w.live.insert(id, (at, cx.waker().clone()));
         w.heap.push(Reverse((at, id)));
+        w.prune();
         if w.sleeping_until.is_none_or(|t| at < t) {
             w.sleeping_until = Some(at);
             s.wake.notify_one();
@@ -171,8 +202,58 @@ impl Drop for ThreadDeadline {
         // Nothing to remove unless registered and not yet fired.
         if let (Some(id), Some((r, _))) = (self.id, &self.registered) {
             if *r > Instant::now() {
-                lock(shared()).live.remove(&id);
+                let mut w = lock(shared());
+                w.live.remove(&id);
+                w.prune();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Nop;
+    impl Wake for Nop {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    #[test]
+    fn dropped_registrations_do_not_pile_up_in_the_heap() {
+        let waker = Waker::from(Arc::new(Nop));
+        let mut cx = Context::from_waker(&waker);
+        let far = Instant::now() + std::time::Duration::from_secs(3600);
+        for _ in 0..20_000 {
+            let mut d = ThreadDeadline::default();
+            assert!(d.poll_at(&mut cx, far).is_pending());
+        }
+        let w = lock(shared());
+        assert!(
+            w.heap.len() <= 2 * w.live.len() + 1025,
+            "heap {} for {} live",
+            w.heap.len(),
+            w.live.len()
+        );
+    }
+
+    #[test]
+    fn a_deadline_moved_later_keeps_its_registration() {
+        let waker = Waker::from(Arc::new(Nop));
+        let mut cx = Context::from_waker(&waker);
+        let at = Instant::now() + std::time::Duration::from_secs(3600);
+        let mut d = ThreadDeadline::default();
+        assert!(d.poll_at(&mut cx, at).is_pending());
+        let first = d.registered.as_ref().map(|(r, _)| *r);
+        assert!(d
+            .poll_at(&mut cx, at + std::time::Duration::from_secs(1))
+            .is_pending());
+        assert_eq!(d.registered.as_ref().map(|(r, _)| *r), first);
+        // Earlier: registered again.
+        let earlier = at - std::time::Duration::from_secs(1);
+        assert!(d.poll_at(&mut cx, earlier).is_pending());
+        assert_eq!(d.registered.as_ref().map(|(r, _)| *r), Some(earlier));
     }
 }

@@ -45,7 +45,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// and writing the answer — is bounded by `config.handshake_timeout`
     /// (a head that does not arrive in time gets a best-effort 408).
     pub async fn accept(mut stream: S, config: &Config) -> Result<(Self, Accepted), Error> {
-        let deadline = config.handshake_timeout.map(|t| Instant::now() + t);
+        let deadline = config.handshake_timeout.map(|t| config.timer.now() + t);
         let read = read_request_head(&mut stream, config);
         let HeadAndRest { head, rest } = match until(config.timer, deadline, read).await {
             Ok(r) => r?,
@@ -54,7 +54,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 let grace = config.handshake_timeout.unwrap_or_default() / 4;
                 let _ = until(
                     config.timer,
-                    Some(Instant::now() + grace),
+                    Some(config.timer.now() + grace),
                     reject(&mut stream, &e),
                 )
                 .await;
@@ -73,7 +73,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         leftover: BytesMut,
         config: &Config,
     ) -> Result<(Self, Accepted), Error> {
-        let deadline = config.handshake_timeout.map(|t| Instant::now() + t);
+        let deadline = config.handshake_timeout.map(|t| config.timer.now() + t);
         Self::answer(stream, head, leftover, config, deadline).await
     }
 

@@ -77,9 +77,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             };
             Ok((resp, buf, params))
         };
-        let at = config
-            .handshake_timeout
-            .map(|t| tokio::time::Instant::now() + t);
+        let at = config.handshake_timeout.map(|t| config.timer.now() + t);
         let (resp, leftover, _params) =
             super::deadline::run_until(config.timer, at, fut)
                 .await

@@ -31,6 +31,14 @@ impl Deadline {
         }
     }
 
+    /// The current time on this deadline's clock (see [`Timer`]).
+    pub(crate) fn now(&self) -> Instant {
+        match self {
+            Deadline::Tokio(_) => Timer::Tokio.now(),
+            Deadline::Thread(_) => Timer::Thread.now(),
+        }
+    }
+
     /// Polls a timer firing at `at`, registering the task's waker.
     pub(crate) fn poll_at(&mut self, cx: &mut Context<'_>, at: Instant) -> Poll<()> {
         match self {

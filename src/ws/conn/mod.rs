@@ -360,7 +360,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if !self.reader.is_closed() {
             // Bounded too: a TLS close_notify may never get written to a
             // peer that does not read.
-            let grace = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
+            let grace = timer.now() + std::time::Duration::from_millis(100);
             let _ = deadline::run_until(timer, Some(deadline.max(grace)), self.io.shutdown()).await;
             self.reader.set_closed();
         }

@@ -16,6 +16,12 @@
 //!   4 KiB gets an allocation of its own. A payload of 4 KiB or more is a
 //!   zero-copy slice and pins at most one 256 KiB block (64× its size at
 //!   worst).
+//!
+//! Reads go into a block's uninitialised capacity (never zeroed up front).
+//! A stream whose `poll_read` initialises the buffer it is given first
+//! (`ReadBuf::initialize_unfilled`, as tokio-util's `compat` adapter does)
+//! zeroes up to one read's worth (64 KiB) per read; tokio's TCP and Unix
+//! streams and tokio-rustls do not.
 
 use std::cell::Cell;
 use std::future::Future;

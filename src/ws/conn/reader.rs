@@ -126,7 +126,7 @@ pub(crate) struct Reader {
 
 impl Reader {
     pub(crate) fn new(decoder: Decoder, leftover: bytes::BytesMut, config: &Config) -> Self {
-        let now = Instant::now();
+        let now = config.timer.now();
         Reader {
             recv: RecvBuf::new(leftover),
             role: decoder.role(),
@@ -248,11 +248,21 @@ impl Reader {
             // allocation) so one the application keeps pins nothing else.
             // With nothing buffered there is nothing to decode (a decoder
             // that failed has put the connection in `Closing` already).
+            // (With deflate, after inflating instead: a compressed payload
+            // would be copied for nothing.)
+            #[cfg(feature = "deflate")]
+            let below = if self.inflate.is_some() {
+                0
+            } else {
+                COPY_BELOW
+            };
+            #[cfg(not(feature = "deflate"))]
+            let below = COPY_BELOW;
             let decoded = if self.recv.buf.is_empty() {
                 Ok(None)
             } else {
                 self.decoder
-                    .decode_copying(&mut self.recv.buf, COPY_BELOW, detach)
+                    .decode_copying(&mut self.recv.buf, below, detach)
             };
             match decoded {
                 Ok(Some(frame)) => {
@@ -269,7 +279,6 @@ impl Reader {
                             continue;
                         }
                         if !frame.payload.is_empty() && frame.payload.len() < COPY_BELOW {
-                            // An inflated payload too.
                             frame.payload = detach(&frame.payload);
                         }
                     }
@@ -318,7 +327,7 @@ impl Reader {
                 }
                 Poll::Ready(Ok(_)) => {
                     if let Some(ka) = self.keepalive.as_deref_mut() {
-                        ka.last_rx = Instant::now();
+                        ka.last_rx = self.settings.timer.now();
                         ka.next_ping = after(ka.last_rx, ka.cfg.interval);
                     }
                 }
@@ -356,7 +365,7 @@ impl Reader {
                 // earlier one (the stall poll above armed the later).
                 let at = self.stall.deadline().map_or(dead_at, |s| s.min(dead_at));
                 ready!(self.deadline.poll_at(cx, at));
-                if Instant::now() < dead_at {
+                if self.settings.timer.now() < dead_at {
                     return Poll::Ready(Err(Error::Timeout(TimeoutKind::Write)));
                 }
                 Err(Error::Timeout(TimeoutKind::Keepalive))
@@ -377,7 +386,7 @@ impl Reader {
         };
         let dead_at = after(ka.last_rx, ka.cfg.timeout);
         ready!(self.deadline.poll_at(cx, dead_at.min(ka.next_ping)));
-        let now = Instant::now();
+        let now = self.settings.timer.now();
         if now >= dead_at {
             let close = Frame::close(CloseCode::INTERNAL_ERROR, "keepalive timeout");
             w.queue(|q| q.push_close(&close));
@@ -432,7 +441,7 @@ impl Reader {
                         self.recv.discard();
                         // A stream that is always ready must not keep us
                         // here past the deadline.
-                        if Instant::now() >= c.deadline {
+                        if self.settings.timer.now() >= c.deadline {
                             return Poll::Ready(self.finish());
                         }
                         continue;
@@ -466,7 +475,7 @@ impl Reader {
         let t = self.settings.close_timeout;
         *self
             .close_by
-            .get_or_insert_with(|| after(Instant::now(), t))
+            .get_or_insert_with(|| after(self.settings.timer.now(), t))
     }
 }
 

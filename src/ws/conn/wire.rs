@@ -91,7 +91,7 @@ impl WriteStall {
                 let at = match self.since {
                     Some((w, at)) if w == written => at,
                     _ => {
-                        let at = super::reader::after(Instant::now(), t);
+                        let at = super::reader::after(deadline.now(), t);
                         self.since = Some((written, at));
                         at
                     }
