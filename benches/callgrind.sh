@@ -32,6 +32,9 @@ SERVERS=(
   "fastwebsockets|$PEERS/fastws_echo"
   "tokio-websockets|$PEERS/tokiows_echo"
   "tokio-tungstenite|$PEERS/tungstenite_echo"
+  # rtwire with its timeouts on tokio's timer (a runtime with the time
+  # driver), the setup before Timer::Thread.
+  "rtwire (tokio timer)|$ROOT/target/release/examples/echo_server|--tokio-timer"
 )
 if [[ -n "${ONLY:-}" ]]; then
   filtered=()
@@ -44,12 +47,12 @@ total_ir() { # callgrind output file -> total instructions
   awk '/^totals:/ {print $2; exit} /^summary:/ {s=$2} END {if (s) print s}' "$1" | head -1
 }
 
-run_one() { # tag, binary, count -> prints total Ir
-  local tag=$1 bin=$2 n=$3 file
+run_one() { # tag, binary, count, extra args -> prints total Ir
+  local tag=$1 bin=$2 n=$3 extra=${4:-} file
   PORT=$((PORT + 1))
   file="$OUT/$tag.$n.out"
   rm -f "$file"
-  valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" "127.0.0.1:$PORT" 2>"$OUT/$tag.$n.log" &
+  valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" "127.0.0.1:$PORT" $extra 2>"$OUT/$tag.$n.log" &
   local pid=$!
   for _ in $(seq 400); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
@@ -65,10 +68,11 @@ echo "| server | Ir ($N1 echoes) | Ir ($N2 echoes) | instructions per ${SIZE} B 
 echo "|---|---|---|---|---|"
 base=
 for entry in "${SERVERS[@]}"; do
-  IFS='|' read -r name bin <<<"$entry"
+  IFS='|' read -r name bin extra <<<"$entry"
   tag=${name// /_}
-  a=$(run_one "$tag" "$bin" "$N1")
-  b=$(run_one "$tag" "$bin" "$N2")
+  tag=${tag//[()]/}
+  a=$(run_one "$tag" "$bin" "$N1" "$extra")
+  b=$(run_one "$tag" "$bin" "$N2" "$extra")
   per=$(( (b - a) / (N2 - N1) ))
   [[ -z $base ]] && base=$per
   ratio=$(awk -v p="$per" -v b="$base" 'BEGIN {printf "%.2f", p / b}')

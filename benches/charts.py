@@ -118,6 +118,8 @@ def echo_chart():
         cell = f"{f['conns']} conn x {f['size']} B"
         if f.get("depth", "1") != "1":
             cell += f" x depth {f['depth']}"
+        if f.get("threads", "1") != "1":
+            cell += f", {f['threads']} threads"
         if cell not in groups:
             groups.append(cell)
         if server not in series:
