@@ -32,9 +32,9 @@ SERVERS=(
   "fastwebsockets|$PEERS/fastws_echo"
   "tokio-websockets|$PEERS/tokiows_echo"
   "tokio-tungstenite|$PEERS/tungstenite_echo"
-  # rtwire with its timeouts on tokio's timer (a runtime with the time
-  # driver), the setup before Timer::Thread.
-  "rtwire (tokio timer)|$ROOT/target/release/examples/echo_server|--tokio-timer"
+  # rtwire with its timeouts on its own timer thread (Timer::Thread) and a
+  # runtime without tokio's time driver, as the peers' runtimes are.
+  "rtwire (thread timer)|$ROOT/target/release/examples/echo_server|--thread-timer"
 )
 if [[ -n "${ONLY:-}" ]]; then
   filtered=()

@@ -53,6 +53,9 @@ impl Timer {
     }
 }
 
+/// How long the thread sleeps when no deadline is pending.
+const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Deadlines waiting on the timer thread.
 #[derive(Default)]
 struct Wheel {
@@ -62,7 +65,7 @@ struct Wheel {
     /// Live registrations: when, and whom to wake.
     live: HashMap<u64, (Instant, Waker)>,
     next_id: u64,
-    /// When the thread will next look at the heap (`None`: when told).
+    /// When the thread will next look at the heap (`None`: not started).
     sleeping_until: Option<Instant>,
     started: bool,
 }
@@ -117,8 +120,15 @@ fn run(s: &'static Shared) {
                 }
             }
         }
-        let next = w.heap.peek().map(|Reverse((at, _))| *at);
-        w.sleeping_until = next;
+        // With nothing pending the thread still looks again after
+        // IDLE_TICK, so a new deadline later than that (a 10 s handshake
+        // timeout, say) needs no notify: registering costs no futex wake
+        // of this thread and no context switch.
+        let next = w
+            .heap
+            .peek()
+            .map_or(now + IDLE_TICK, |Reverse((at, _))| *at);
+        w.sleeping_until = Some(next);
         if !due.is_empty() {
             drop(w);
             for waker in due {
@@ -129,16 +139,12 @@ fn run(s: &'static Shared) {
             w = lock(s);
             continue;
         }
-        w = match next {
-            Some(at) => {
-                let d = at.saturating_duration_since(now);
-                s.wake
-                    .wait_timeout(w, d)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0
-            }
-            None => s.wake.wait(w).unwrap_or_else(|e| e.into_inner()),
-        };
+        let d = next.saturating_duration_since(now);
+        w = s
+            .wake
+            .wait_timeout(w, d)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
 }
 
