@@ -28,6 +28,20 @@ fn base() -> rtwire::ws::ConfigBuilder {
     Config::builder().timer(Timer::Thread)
 }
 
+/// A client with a small receive buffer that upgrades, then never reads:
+/// the server's writes stall once the socket buffers are full.
+async fn stalled_client(addr: std::net::SocketAddr) -> TcpStream {
+    let sock = TcpSocket::new_v4().expect("socket");
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    let mut tcp = sock.connect(addr).await.expect("connect");
+    tcp.write_all(upgrade_request(addr, "/", "").as_bytes())
+        .await
+        .expect("upgrade");
+    let (resp, _) = read_response_head(&mut tcp).await;
+    assert_eq!(resp.status(), 101);
+    tcp
+}
+
 #[test]
 fn handshake_timeout_fires_without_a_time_driver() {
     io_only_runtime().block_on(bounded("handshake timeout", async {
@@ -158,16 +172,7 @@ fn write_timeout_fires_when_the_peer_stops_reading() {
             }
             Ok::<(), Error>(())
         });
-        // A small receive buffer, and a client that never reads after the
-        // handshake.
-        let sock = TcpSocket::new_v4().expect("socket");
-        sock.set_recv_buffer_size(4096).expect("rcvbuf");
-        let mut tcp = sock.connect(addr).await.expect("connect");
-        tcp.write_all(upgrade_request(addr, "/", "").as_bytes())
-            .await
-            .expect("upgrade");
-        let (resp, _) = read_response_head(&mut tcp).await;
-        assert_eq!(resp.status(), 101);
+        let tcp = stalled_client(addr).await;
         let r = server.await.expect("server task");
         assert!(
             matches!(r, Err(Error::Timeout(TimeoutKind::Write))),
@@ -238,14 +243,7 @@ fn split_write_half_times_out_when_the_peer_stops_reading() {
             }
             Ok::<(), Error>(())
         });
-        let sock = TcpSocket::new_v4().expect("socket");
-        sock.set_recv_buffer_size(4096).expect("rcvbuf");
-        let mut tcp = sock.connect(addr).await.expect("connect");
-        tcp.write_all(upgrade_request(addr, "/", "").as_bytes())
-            .await
-            .expect("upgrade");
-        let (resp, _) = read_response_head(&mut tcp).await;
-        assert_eq!(resp.status(), 101);
+        let tcp = stalled_client(addr).await;
         let r = server.await.expect("server task");
         assert!(
             matches!(r, Err(Error::Timeout(TimeoutKind::Write))),

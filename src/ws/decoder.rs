@@ -265,21 +265,20 @@ impl Decoder {
         }
         // Unmasked in place: from here on the frame is consumed, even if
         // it is invalid (the decoder then fails, as the general path would
-        // on the same bytes).
-        if opcode == OpCode::Text && std::str::from_utf8(&buf[hlen..hlen + len]).is_err() {
-            return Some(Err(ProtocolError::InvalidUtf8));
+        // on the same bytes). No message is open, so the validator starts
+        // fresh and `finish` leaves it so.
+        if opcode == OpCode::Text {
+            let text = &buf[hlen..hlen + len];
+            if self
+                .utf8
+                .feed(text)
+                .and_then(|()| self.utf8.finish())
+                .is_err()
+            {
+                return Some(Err(ProtocolError::InvalidUtf8));
+            }
         }
-        let payload = if len == 0 {
-            buf.advance(hlen);
-            Bytes::new()
-        } else if len < below {
-            let p = copy(&buf[hlen..hlen + len]);
-            buf.advance(hlen + len);
-            p
-        } else {
-            buf.advance(hlen);
-            buf.split_to(len).freeze()
-        };
+        let payload = take_payload(buf, hlen, len, below, copy);
         Some(Ok(Some(Frame {
             fin: true,
             rsv: 0,
@@ -321,16 +320,7 @@ impl Decoder {
         }
         let cur = *cur;
         self.current = None;
-        let payload = if cur.len == 0 {
-            // Not an empty view of the buffer: that would still pin it.
-            Bytes::new()
-        } else if cur.len < below {
-            let p = copy(&buf[..cur.len]);
-            buf.advance(cur.len);
-            p
-        } else {
-            buf.split_to(cur.len).freeze()
-        };
+        let payload = take_payload(buf, 0, cur.len, below, &copy);
         let h = cur.header;
         match h.opcode {
             OpCode::Close => {
@@ -350,5 +340,31 @@ impl Decoder {
             opcode: h.opcode,
             payload,
         }))
+    }
+}
+
+/// Takes a complete payload of `len` bytes that follows `skip` bytes (a
+/// header still in the buffer) off the front of `buf`, header and all:
+/// copied by `copy` when shorter than `below`, split off (zero copy)
+/// otherwise. One `advance` for header and payload on the copy path.
+#[inline]
+fn take_payload(
+    buf: &mut BytesMut,
+    skip: usize,
+    len: usize,
+    below: usize,
+    copy: &impl Fn(&[u8]) -> Bytes,
+) -> Bytes {
+    if len == 0 {
+        buf.advance(skip);
+        // Not an empty view of the buffer: that would still pin it.
+        Bytes::new()
+    } else if len < below {
+        let p = copy(&buf[skip..skip + len]);
+        buf.advance(skip + len);
+        p
+    } else {
+        buf.advance(skip);
+        buf.split_to(len).freeze()
     }
 }

@@ -246,16 +246,17 @@ impl WriteQueue {
 
     /// Queues bytes that are already one or more complete messages (no
     /// close frame: the queue would not know that it was sent).
-    pub(crate) fn push_encoded(&mut self, bytes: Bytes) {
+    /// Borrowed: only a segment (a large one) keeps a reference.
+    pub(crate) fn push_encoded(&mut self, bytes: &Bytes) {
         if bytes.is_empty() {
             return;
         }
         if bytes.len() >= self.vectored_threshold {
             self.seal_buf();
             self.queued += bytes.len();
-            self.segments.push_back(bytes);
+            self.segments.push_back(bytes.clone());
         } else {
-            self.buf.extend_from_slice(&bytes);
+            self.buf.extend_from_slice(bytes);
         }
     }
 

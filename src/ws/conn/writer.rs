@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::deadline::Deadline;
 use super::deflate_out::DeflateOut;
 use super::wire::{Settings, Wire, WriteStall};
+use super::write_queue::WriteQueue;
 use crate::error::{Error, UsageError};
 use crate::ws::frame::Frame;
 use crate::ws::message::Message;
@@ -65,9 +66,15 @@ impl<W: Wire> Writer<'_, W> {
         if self.deflate.is_some() {
             return None;
         }
+        self.queue_if_room(|q| q.check(frame).map(|()| q.start_send(frame)))
+    }
+
+    /// Runs `f` on the queue if it is at or under the high-water mark (in
+    /// the same step as the check); `None` if it is over.
+    #[inline]
+    fn queue_if_room<R>(&mut self, f: impl FnOnce(&mut WriteQueue) -> R) -> Option<R> {
         let hw = self.settings.high_water;
-        self.wire
-            .queue(|q| (q.buffered() <= hw).then(|| q.check(frame).map(|()| q.start_send(frame))))
+        self.wire.queue(|q| (q.buffered() <= hw).then(|| f(q)))
     }
 
     /// Validates `frame`, waits for room, queues it.
@@ -118,25 +125,20 @@ impl<W: Wire> Writer<'_, W> {
         if self.closed {
             return Err(Error::ConnectionClosed);
         }
-        let hw = self.settings.high_water;
-        let mut frames = Some(frames);
-        // Room now: checked and queued in one step, as in `feed_frame`.
-        let queued = self.wire.queue(|q| {
-            (q.buffered() <= hw).then(|| {
-                q.check_encoded_state()?;
-                q.push_encoded(frames.take().unwrap_or_default());
-                Ok(())
-            })
-        });
-        if let Some(r) = queued {
+        // Room now: checked and queued in one step, as in `try_feed`.
+        let push = |q: &mut WriteQueue| {
+            q.check_encoded_state()?;
+            q.push_encoded(&frames);
+            Ok(())
+        };
+        if let Some(r) = self.queue_if_room(push) {
             return r;
         }
-        let frames = frames.unwrap_or_default();
         self.wire.queue(|q| q.check_encoded_state())?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
         self.wire.queue(|q| {
             q.check_encoded_state()?;
-            q.push_encoded(frames);
+            q.push_encoded(&frames);
             Ok(())
         })
     }
