@@ -19,7 +19,9 @@ pub(crate) enum Deadline {
     /// On tokio's timer.
     Tokio(Option<Pin<Box<Sleep>>>),
     /// On rtwire's timer thread.
-    Thread(ThreadDeadline),
+    /// Boxed: the registration is about 40 bytes, which every connection on
+    /// tokio's timer (the default) would carry unused.
+    Thread(Box<ThreadDeadline>),
 }
 
 impl Deadline {
@@ -27,7 +29,7 @@ impl Deadline {
     pub(crate) fn new(timer: Timer) -> Self {
         match timer {
             Timer::Tokio => Deadline::Tokio(None),
-            Timer::Thread => Deadline::Thread(ThreadDeadline::default()),
+            Timer::Thread => Deadline::Thread(Box::default()),
         }
     }
 

@@ -25,7 +25,7 @@ mod wire;
 mod write_queue;
 mod writer;
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -251,11 +251,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Queues a frame. Waits first while the write queue is above its
     /// high-water mark (backpressure). Cancel-safe (see the type's docs).
     pub async fn feed_frame(&mut self, frame: Frame) -> Result<(), Error> {
-        // Without a wait, without the writer's future.
-        match self.writer().try_feed(&frame) {
-            Some(r) => r,
-            None => self.writer().feed_frame(frame).await,
+        // The writer's steps, each on a writer made for it: this future
+        // holds only `self` and the frame, not a `Writer` and its future
+        // (an idle connection's task is as large as its largest future).
+        if let Some(r) = self.writer().try_feed(&frame) {
+            return r;
         }
+        self.writer().check(&frame)?;
+        poll_fn(|cx| self.writer().poll_ready(cx)).await?;
+        self.writer().queue_waited(&frame)
     }
 
     /// Writes one frame now (queues it, then flushes).
@@ -286,9 +290,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Queues a message as one frame.
-    pub async fn feed_message(&mut self, msg: Message) -> Result<(), Error> {
+    ///
+    /// The future is [`feed_frame`](Self::feed_frame)'s itself, not one
+    /// wrapping it: a connection task that awaits it is smaller by a frame
+    /// and a nested state.
+    pub fn feed_message(&mut self, msg: Message) -> impl Future<Output = Result<(), Error>> + '_ {
         self.feed_frame(Frame::new(msg.opcode(), msg.into_payload()))
-            .await
     }
 
     /// Sends a message as one frame and flushes.

@@ -13,7 +13,7 @@
 //! (which keeps one write waker) cannot leave one half asleep.
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -294,17 +294,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Queues a frame; waits first while the queue is above the high-water
     /// mark. Cancel-safe like [`Conn::feed_frame`](super::Conn::feed_frame).
     pub async fn feed_frame(&mut self, frame: Frame) -> Result<(), Error> {
-        // Without a wait, without the writer's future.
-        match self.writer().try_feed(&frame) {
-            Some(r) => r,
-            None => self.writer().feed_frame(frame).await,
+        // The writer's steps, each on a writer made for it: this future
+        // holds only `self` and the frame, not a `Writer` and its future
+        // (an idle connection's task is as large as its largest future).
+        if let Some(r) = self.writer().try_feed(&frame) {
+            return r;
         }
+        self.writer().check(&frame)?;
+        poll_fn(|cx| self.writer().poll_ready(cx)).await?;
+        self.writer().queue_waited(&frame)
     }
 
     /// Queues a message as one frame.
-    pub async fn feed_message(&mut self, msg: Message) -> Result<(), Error> {
+    ///
+    /// The future is [`feed_frame`](Self::feed_frame)'s itself, not one
+    /// wrapping it: a connection task that awaits it is smaller by a frame
+    /// and a nested state.
+    pub fn feed_message(&mut self, msg: Message) -> impl Future<Output = Result<(), Error>> + '_ {
         self.feed_frame(Frame::new(msg.opcode(), msg.into_payload()))
-            .await
     }
 
     /// Queues already-encoded frames; see

@@ -82,17 +82,32 @@ impl<W: Wire> Writer<'_, W> {
         if let Some(r) = self.try_feed(&frame) {
             return r;
         }
-        self.wire.queue(|q| q.check(&frame))?;
+        self.check(&frame)?;
         poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.queue_waited(&frame)
+    }
+
+    /// The slow path's first step, before the wait for room: a frame that
+    /// could never be queued fails now.
+    pub(crate) fn check(&mut self, frame: &Frame) -> Result<(), Error> {
+        self.wire.queue(|q| q.check(frame))
+    }
+
+    /// The slow path's last step, after the wait for room ([`poll_ready`]
+    /// returned `Ready(Ok)`): compresses (when negotiated) and queues
+    /// `frame`, synchronously.
+    ///
+    /// [`poll_ready`]: Self::poll_ready
+    pub(crate) fn queue_waited(&mut self, frame: &Frame) -> Result<(), Error> {
         // After the last await: a cancelled feed compressed nothing. If the
         // check below then fails, our close is queued and nothing will ever
         // follow, so the compressor having moved on does not matter.
-        let prepared = self.deflate.as_deref_mut().and_then(|d| d.prepare(&frame));
+        let prepared = self.deflate.as_deref_mut().and_then(|d| d.prepare(frame));
         // Checked again in the same step as queueing: the read side of a
         // split connection may have queued its close meanwhile.
         self.wire.queue(|q| {
-            q.check(&frame)?;
-            q.start_send(prepared.as_ref().unwrap_or(&frame));
+            q.check(frame)?;
+            q.start_send(prepared.as_ref().unwrap_or(frame));
             Ok(())
         })
     }
