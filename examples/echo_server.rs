@@ -114,41 +114,72 @@ async fn serve(
         let (tcp, _) = listener.accept().await?;
         let _ = tcp.set_nodelay(true);
         let config = config.clone();
-        let hub = hub.clone();
-        tokio::spawn(async move {
-            // Boxed: the handshake state (about 1.4 KB) lives on the heap
-            // only while the handshake runs, so the task that stays alive
-            // for an idle connection holds just the connection and its read
-            // future (about 1 KB).
-            let Ok((mut conn, _)) = Box::pin(Conn::accept(tcp, &config)).await else {
-                return;
-            };
-            if let Some(hub) = hub {
-                let (mut read, write) = conn.split();
-                let reg = hub.register(write, "bench", Default::default());
-                if hub.join(reg.id(), "bench").await.is_err() {
-                    return;
-                }
-                while let Ok(Some(_)) = read.read_message().await {}
-                return;
-            }
-            if keep_last {
-                // The clone shares the payload: keeping it keeps alive
-                // exactly what the received message references.
-                let mut last: Option<Message> = None;
-                while let Ok(Some(msg)) = conn.read_message().await {
-                    last.replace(msg.clone());
-                    if conn.feed_message(msg).await.is_err() {
-                        break;
-                    }
-                }
-            } else {
-                while let Ok(Some(msg)) = conn.read_message().await {
-                    if conn.feed_message(msg).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        // One task body per mode, each its own future: a task is as large
+        // as the largest state of its future, so the plain echo task must
+        // not carry the hub member's or `--keep-last`'s states.
+        match (&hub, keep_last) {
+            (Some(hub), _) => tokio::spawn(hub_member(tcp, config, hub.clone())),
+            (None, true) => tokio::spawn(echo_keep_last(tcp, config)),
+            (None, false) => tokio::spawn(echo(tcp, config)),
+        };
     }
+}
+
+/// The upgrade. Boxed: the handshake state (about 1.4 KB) lives on the
+/// heap only while the handshake runs, so the task that stays alive for an
+/// idle connection holds just the connection and its read future.
+async fn accept(
+    tcp: tokio::net::TcpStream,
+    config: &Config,
+) -> Option<Conn<tokio::net::TcpStream>> {
+    Box::pin(Conn::accept(tcp, config))
+        .await
+        .ok()
+        .map(|(conn, _)| conn)
+}
+
+/// Echoes every message.
+async fn echo(tcp: tokio::net::TcpStream, config: std::sync::Arc<Config>) {
+    let Some(mut conn) = accept(tcp, &config).await else {
+        return;
+    };
+    while let Ok(Some(msg)) = conn.read_message().await {
+        if conn.feed_message(msg).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Echoes every message and keeps the last one until the next arrives.
+async fn echo_keep_last(tcp: tokio::net::TcpStream, config: std::sync::Arc<Config>) {
+    let Some(mut conn) = accept(tcp, &config).await else {
+        return;
+    };
+    // The clone shares the payload: keeping it keeps alive exactly what
+    // the received message references.
+    let mut last: Option<Message> = None;
+    while let Ok(Some(msg)) = conn.read_message().await {
+        last.replace(msg.clone());
+        if conn.feed_message(msg).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Registers the connection in the hub and its room "bench"; reads (and
+/// drops) whatever it sends.
+async fn hub_member(
+    tcp: tokio::net::TcpStream,
+    config: std::sync::Arc<Config>,
+    hub: rtwire::hub::Hub,
+) {
+    let Some(conn) = accept(tcp, &config).await else {
+        return;
+    };
+    let (mut read, write) = conn.split();
+    let reg = hub.register(write, "bench", Default::default());
+    if hub.join(reg.id(), "bench").await.is_err() {
+        return;
+    }
+    while let Ok(Some(_)) = read.read_message().await {}
 }
