@@ -4,9 +4,10 @@
 #
 #   bash benches/callgrind.sh          # 16-byte binary echoes
 #   SIZE=1024 bash benches/callgrind.sh
+#   DEPTH=32 bash benches/callgrind.sh # 32 messages in flight (the pipelined cell)
 #
 # For each server: two runs under `valgrind --tool=callgrind`, one with N1
-# and one with N2 sequential echoes over one connection (each run also
+# and one with N2 echoes over one connection, DEPTH in flight (each run also
 # includes start-up, one handshake and the close). The difference of the
 # two totals divided by N2 - N1 is the cost of one echo: read syscall
 # wake-up, frame decode, unmask, reply encode, write. Kernel time is not
@@ -19,6 +20,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N1=${N1:-2000}
 N2=${N2:-22000}
 SIZE=${SIZE:-16}
+DEPTH=${DEPTH:-1}
 OUT=${OUT:-$ROOT/target/callgrind}
 mkdir -p "$OUT"
 
@@ -58,13 +60,13 @@ run_one() { # tag, binary, count, extra args -> prints total Ir
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
     sleep 0.05
   done
-  "$LOAD" count "127.0.0.1:$PORT" -n "$n" -s "$SIZE" >/dev/null
+  "$LOAD" count "127.0.0.1:$PORT" -n "$n" -s "$SIZE" -p "$DEPTH" >/dev/null
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
   total_ir "$file"
 }
 
-echo "| server | Ir ($N1 echoes) | Ir ($N2 echoes) | instructions per ${SIZE} B echo | ratio to rtwire |"
+echo "| server | Ir ($N1 echoes) | Ir ($N2 echoes) | instructions per ${SIZE} B echo, depth $DEPTH | ratio to rtwire |"
 echo "|---|---|---|---|---|"
 base=
 for entry in "${SERVERS[@]}"; do

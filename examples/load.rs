@@ -6,8 +6,8 @@
 //! cargo run --release --example load -- echo 127.0.0.1:9001 -c 16 -s 16 -p 1 -t 3 [--text] [--raw]
 //! # N idle upgraded connections; server RSS per connection and handshakes/s:
 //! cargo run --release --example load -- idle 127.0.0.1:9001 -n 5000 --pid PID [--warm [--churn BYTES]]
-//! # Exactly N sequential 16-byte echoes on one connection (for callgrind):
-//! cargo run --release --example load -- count 127.0.0.1:9001 -n 20000 -s 16
+//! # Exactly N 16-byte echoes on one connection (for callgrind), P in flight:
+//! cargo run --release --example load -- count 127.0.0.1:9001 -n 20000 -s 16 [-p 32]
 //! ```
 //!
 //! Every connection sends pre-encoded, pre-masked frames (one fixed key):
@@ -460,20 +460,31 @@ async fn churn(s: &mut TcpStream, block: &[u8], frames: usize) -> std::io::Resul
 
 async fn count(o: Opts) -> std::io::Result<()> {
     let frame = masked_frame(o.text, o.size);
+    // The window: `depth` messages in flight, one new message sent for
+    // each echo received (as `echo` does), `n` echoes in all.
+    let depth = o.depth.min(o.n.max(1));
+    let block = frame.repeat(depth);
     let mut s = connect(&o.addr, o.raw).await?;
     let mut counter = FrameCounter::default();
     let mut buf = vec![0u8; 256 * 1024];
     let start = Instant::now();
-    for _ in 0..o.n {
-        s.write_all(&frame).await?;
-        loop {
-            let n = s.read(&mut buf).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            if counter.feed(&buf[..n]) > 0 {
-                break;
-            }
+    let mut sent = 0usize;
+    let mut received = 0usize;
+    if o.n > 0 {
+        s.write_all(&block).await?;
+        sent = depth;
+    }
+    while received < o.n {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let k = counter.feed(&buf[..n]);
+        received += k;
+        let more = k.min(o.n - sent).min(depth);
+        if more > 0 {
+            s.write_all(&block[..more * frame.len()]).await?;
+            sent += more;
         }
     }
     // A clean close: close frame (masked, empty), then wait for the reply.
@@ -483,9 +494,10 @@ async fn count(o: Opts) -> std::io::Result<()> {
         let _ = s.read(&mut buf).await;
     }
     println!(
-        "RESULT mode=count n={} size={} secs={:.3}",
+        "RESULT mode=count n={} size={} depth={} secs={:.3}",
         o.n,
         o.size,
+        depth,
         start.elapsed().as_secs_f64()
     );
     Ok(())
