@@ -324,12 +324,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// itself for this connection: their headers are not walked again
     /// (a burst of small frames is one buffer of many frames).
     pub(crate) async fn feed_hub_frames(&mut self, frames: Bytes) -> Result<(), Error> {
-        self.writer().feed_checked(frames).await
+        // In steps, as `feed_frame`: the future every hub member's writer
+        // task holds is the frames and a pointer, not a nested writer's.
+        if let Some(r) = self.writer().try_feed_checked(&frames) {
+            return r;
+        }
+        poll_fn(|cx| self.writer().poll_ready(cx)).await?;
+        self.writer().queue_checked(&frames)
     }
 
     /// Writes out everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        self.writer().flush().await
+        poll_fn(|cx| self.writer().poll_flush(cx)).await
     }
 
     /// Bytes queued and not yet written (replies of the read half

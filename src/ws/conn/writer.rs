@@ -134,26 +134,41 @@ impl<W: Wire> Writer<'_, W> {
     /// was checked once holds; only the queue's state is checked again
     /// after the wait, in the step that queues them.
     pub(crate) async fn feed_checked(&mut self, frames: Bytes) -> Result<(), Error> {
+        if let Some(r) = self.try_feed_checked(&frames) {
+            return r;
+        }
+        poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.queue_checked(&frames)
+    }
+
+    /// [`feed_checked`](Self::feed_checked) without a wait: `Some` when it
+    /// is done (queued, or failed), `None` when it must wait for room.
+    pub(crate) fn try_feed_checked(&mut self, frames: &Bytes) -> Option<Result<(), Error>> {
         if self.role != Role::Server {
-            return Err(Error::Usage(UsageError::EncodedFramesNeedServerRole));
+            return Some(Err(Error::Usage(UsageError::EncodedFramesNeedServerRole)));
         }
         if self.closed {
-            return Err(Error::ConnectionClosed);
+            return Some(Err(Error::ConnectionClosed));
         }
         // Room now: checked and queued in one step, as in `try_feed`.
         let push = |q: &mut WriteQueue| {
             q.check_encoded_state()?;
-            q.push_encoded(&frames);
+            q.push_encoded(frames);
             Ok(())
         };
         if let Some(r) = self.queue_if_room(push) {
-            return r;
+            return Some(r);
         }
-        self.wire.queue(|q| q.check_encoded_state())?;
-        poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.wire.queue(|q| q.check_encoded_state()).err().map(Err)
+    }
+
+    /// [`feed_checked`](Self::feed_checked)'s last step, after the wait
+    /// for room: the queue's state checked again and the frames queued, in
+    /// one step.
+    pub(crate) fn queue_checked(&mut self, frames: &Bytes) -> Result<(), Error> {
         self.wire.queue(|q| {
             q.check_encoded_state()?;
-            q.push_encoded(&frames);
+            q.push_encoded(frames);
             Ok(())
         })
     }
