@@ -3,7 +3,8 @@
 //! Every field is written as `name: value\n`. The space after the colon is
 //! always there because a decoder strips exactly one leading space: data that
 //! itself starts with a space survives. `data` is split on CR, LF and CRLF
-//! (one break each, found with `memchr2`, or a byte loop on short lines), each piece on its own `data:` line,
+//! (one break each; see `scan` for how they are found), each piece on its own
+//! `data:` line,
 //! so what a browser decodes is the text with its breaks normalized to LF.
 //! The event ends with a blank line.
 

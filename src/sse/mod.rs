@@ -37,6 +37,7 @@ mod error;
 mod event;
 mod event_source;
 mod manager;
+mod scan;
 mod store;
 mod stream;
 
