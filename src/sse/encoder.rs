@@ -10,7 +10,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::event::{find_break, Event};
+use super::event::Event;
+use super::scan::find_break;
 
 /// The keepalive comment written by [`Encoder::keepalive`].
 pub const KEEPALIVE: &[u8] = b": keepalive\n";

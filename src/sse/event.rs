@@ -6,8 +6,7 @@ use std::fmt;
 use smallvec::SmallVec;
 
 use super::error::EventError;
-pub(crate) use super::scan::find_break;
-use super::scan::find_break_or_nul;
+use super::scan::{find_break, find_break_or_nul};
 
 /// One event to send: optional `id`, `event` (type), `data`, `retry` and
 /// comments.

@@ -6,7 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::super::encoder::{EncodedEvent, Encoder};
-use super::super::event::{find_break, Event};
+use super::super::event::Event;
+use super::super::scan::find_break;
 use crate::pubsub::{GapReason, Position, Publication};
 
 /// The in-band event type a client receives when the store cannot catch it
