@@ -254,12 +254,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // The writer's steps, each on a writer made for it: this future
         // holds only `self` and the frame, not a `Writer` and its future
         // (an idle connection's task is as large as its largest future).
-        if let Some(r) = self.writer().try_feed(&frame) {
+        if let Some(r) = self.try_feed(&frame) {
             return r;
         }
         self.writer().check(&frame)?;
         poll_fn(|cx| self.writer().poll_ready(cx)).await?;
         self.writer().queue_waited(&frame)
+    }
+
+    /// [`Writer::try_feed`] on the connection's own fields, without
+    /// building a writer: the common feed is a few checks and an encode.
+    #[inline]
+    fn try_feed(&mut self, frame: &Frame) -> Option<Result<(), Error>> {
+        if self.reader.is_closed() {
+            return Some(Err(Error::ConnectionClosed));
+        }
+        if self.deflate.is_some() || self.tx.buffered() > self.reader.settings.high_water {
+            return None;
+        }
+        Some(self.tx.check(frame).map(|()| self.tx.start_send(frame)))
     }
 
     /// Writes one frame now (queues it, then flushes).
