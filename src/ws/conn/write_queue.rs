@@ -4,10 +4,13 @@
 //! Small frames are encoded into one coalescing buffer, so a burst of
 //! replies goes out in one write. A payload of at least the vectored
 //! threshold (server role) is not copied: its header is encoded into the
-//! buffer, everything coalesced so far (header included) becomes a segment,
-//! and the payload `Bytes` becomes the next one. The invariant that makes
-//! the order right: **every segment precedes the coalescing buffer**, and a
-//! write offers the buffer only after *all* segments.
+//! buffer, and the payload `Bytes` is queued as a segment that records
+//! where in the buffer's bytes it goes (right after its header). The
+//! buffer is never split for it: a split would allocate (the buffer's
+//! storage becomes shared) and make the next header's `reserve` allocate
+//! again. A write offers, in order, the buffer up to the first segment,
+//! that segment, the buffer up to the next, and so on; the order is right
+//! because every write offers a prefix of that sequence.
 //!
 //! The queue also keeps the per-direction protocol state every writer must
 //! respect: whether our close frame is queued (nothing may follow it),
@@ -38,12 +41,15 @@ const MAX_SLICES: usize = 64;
 #[derive(Debug)]
 pub(crate) struct WriteQueue {
     encoder: Encoder,
-    /// Frames encoded in full, after every segment.
+    /// Coalesced bytes: small frames and the headers of large ones.
     buf: BytesMut,
-    /// Segments ahead of `buf`: coalesced bytes and zero-copy payloads.
-    segments: VecDeque<Bytes>,
+    /// Zero-copy payloads, each at its place in `buf`'s bytes.
+    segments: VecDeque<Segment>,
     /// Bytes in `segments`.
     queued: usize,
+    /// Bytes taken off the front of `buf` so far (wrapping): what turns a
+    /// segment's place into an offset in `buf`.
+    consumed: usize,
     vectored_threshold: usize,
     /// Bytes written so far (progress, for the write timeout).
     written: u64,
@@ -68,6 +74,7 @@ impl WriteQueue {
             buf: BytesMut::new(),
             segments: VecDeque::new(),
             queued: 0,
+            consumed: 0,
             vectored_threshold: if role == Role::Server {
                 vectored_threshold.max(1)
             } else {
@@ -252,9 +259,7 @@ impl WriteQueue {
             return;
         }
         if bytes.len() >= self.vectored_threshold {
-            self.seal_buf();
-            self.queued += bytes.len();
-            self.segments.push_back(bytes.clone());
+            self.push_segment(bytes.clone());
         } else {
             self.buf.extend_from_slice(bytes);
         }
@@ -267,21 +272,38 @@ impl WriteQueue {
                 .encoder
                 .encode_header_for_vectored(frame, &mut self.buf)
         {
-            self.seal_buf();
-            self.queued += frame.payload.len();
-            self.segments.push_back(frame.payload.clone());
+            self.push_segment(frame.payload.clone());
             return;
         }
         self.encoder.encode(frame, &mut self.buf);
     }
 
-    /// Moves the coalesced bytes into a segment, so that what is queued
-    /// next goes after them.
-    fn seal_buf(&mut self) {
-        if !self.buf.is_empty() {
-            let head = self.buf.split().freeze();
-            self.queued += head.len();
-            self.segments.push_back(head);
+    /// Queues `payload` (not empty) to go after everything queued so far.
+    fn push_segment(&mut self, payload: Bytes) {
+        self.queued += payload.len();
+        self.segments.push_back(Segment {
+            at: self.consumed.wrapping_add(self.buf.len()),
+            payload,
+        });
+    }
+
+    /// The offset in `buf` before which `seg` goes.
+    #[inline]
+    fn offset(&self, seg: &Segment) -> usize {
+        seg.at.wrapping_sub(self.consumed)
+    }
+
+    /// Takes `k` (at most `buf.len()`) written bytes off the front of `buf`.
+    fn consume_buf(&mut self, k: usize) {
+        if k >= self.buf.len() {
+            // Cleared, not advanced: the buffer keeps its start, so the
+            // next reply is encoded without a `reserve` that first has to
+            // move the free space back to the front.
+            self.consumed = self.consumed.wrapping_add(self.buf.len());
+            self.buf.clear();
+        } else {
+            self.consumed = self.consumed.wrapping_add(k);
+            self.buf.advance(k);
         }
     }
 
@@ -320,14 +342,29 @@ impl WriteQueue {
         }
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let mut count = 0;
-        for seg in self.segments.iter().take(MAX_SLICES) {
-            slices[count] = IoSlice::new(seg);
+        // Offset in `buf` of what is offered next.
+        let mut cursor = 0;
+        for seg in &self.segments {
+            let at = self.offset(seg);
+            if at > cursor {
+                if count == MAX_SLICES {
+                    break;
+                }
+                slices[count] = IoSlice::new(&self.buf[cursor..at]);
+                count += 1;
+                cursor = at;
+            }
+            if count == MAX_SLICES {
+                break;
+            }
+            slices[count] = IoSlice::new(&seg.payload);
             count += 1;
         }
-        // The buffer comes after every segment: offer it only when all of
-        // them are offered too.
-        if count < MAX_SLICES && count == self.segments.len() && !self.buf.is_empty() {
-            slices[count] = IoSlice::new(&self.buf);
+        // The rest of the buffer comes after every segment: offer it only
+        // when all of them are offered too (the loop stops early only with
+        // every slot taken).
+        if count < MAX_SLICES && cursor < self.buf.len() {
+            slices[count] = IoSlice::new(&self.buf[cursor..]);
             count += 1;
         }
         if count == 1 {
@@ -340,24 +377,26 @@ impl WriteQueue {
     fn advance(&mut self, mut n: usize) {
         self.written += n as u64;
         while n > 0 {
+            let consumed = self.consumed;
             let Some(front) = self.segments.front_mut() else {
                 // A stream never reports more than it was offered; clamp
                 // anyway rather than panic on a broken one.
-                if n >= self.buf.len() {
-                    // Cleared, not advanced: the buffer keeps its start, so
-                    // the next reply is encoded without a `reserve` that
-                    // first has to move the free space back to the front.
-                    self.buf.clear();
-                } else {
-                    self.buf.advance(n);
-                }
+                self.consume_buf(n);
                 break;
             };
-            let k = n.min(front.len());
-            front.advance(k);
+            let at = front.at.wrapping_sub(consumed);
+            if at > 0 {
+                // Coalesced bytes ahead of the front segment.
+                let k = n.min(at);
+                self.consume_buf(k);
+                n -= k;
+                continue;
+            }
+            let k = n.min(front.payload.len());
+            front.payload.advance(k);
             self.queued -= k;
             n -= k;
-            if front.is_empty() {
+            if front.payload.is_empty() {
                 self.segments.pop_front();
             }
         }
@@ -370,6 +409,15 @@ impl WriteQueue {
             }
         }
     }
+}
+
+/// A zero-copy payload in the write queue.
+#[derive(Debug)]
+struct Segment {
+    /// Where it goes: after this many of the buffer's bytes (counted from
+    /// the queue's start, wrapping; see `WriteQueue::consumed`).
+    at: usize,
+    payload: Bytes,
 }
 
 /// Checks what pre-encoded frames may hold: a compressed (RSV1) frame fits
