@@ -181,3 +181,58 @@ fn the_counter_sees_a_per_frame_allocation() {
         assert!(allocs >= 1000, "only {allocs} allocations counted");
     });
 }
+
+/// Fills `buf` with the `i`th message of `len` bytes.
+fn fill(buf: &mut Vec<u8>, i: usize, len: usize) {
+    buf.clear();
+    buf.extend((0..len).map(|k| (i + k) as u8));
+}
+
+/// Replies serialised into one reused scratch buffer and fed copied: no
+/// `Bytes` is built, so nothing is allocated per reply, with messages of
+/// 16 B and of 1 KiB (past the short header). 100 rounds of 1 KiB stay
+/// well inside loopback's socket buffers, so the flushes never wait for
+/// the reader (whose reads would be counted on this thread).
+#[test]
+fn copied_feeds_from_a_scratch_buffer_do_not_allocate() {
+    const ROUNDS: usize = 100;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut server, mut client) = pair().await;
+        let mut scratch = Vec::with_capacity(2048);
+        for len in [16usize, 1024] {
+            // Warm-up, uncounted: the buffers reach their steady size.
+            for i in 0..ROUNDS {
+                fill(&mut scratch, i, len);
+                server.feed_binary_copied(&scratch).await.unwrap();
+                server.flush().await.unwrap();
+                let got = client.read_message().await.unwrap().unwrap();
+                assert_eq!(got.payload(), &scratch[..]);
+            }
+            let (allocs, ()) = allocations(async {
+                for i in 0..ROUNDS {
+                    fill(&mut scratch, i, len);
+                    server.feed_binary_copied(&scratch).await.unwrap();
+                    server.feed_text_copied("and a text").await.unwrap();
+                    server.flush().await.unwrap();
+                }
+            })
+            .await;
+            assert!(
+                allocs < ROUNDS / 10,
+                "{allocs} allocations for {} copied feeds of {len} B",
+                2 * ROUNDS
+            );
+            for i in 0..ROUNDS {
+                fill(&mut scratch, i, len);
+                let got = client.read_message().await.unwrap().unwrap();
+                assert_eq!(got.payload(), &scratch[..], "message {i}");
+                let t = client.read_message().await.unwrap().unwrap();
+                assert_eq!(t, Message::text("and a text"));
+            }
+        }
+    });
+}

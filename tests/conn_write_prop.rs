@@ -75,6 +75,7 @@ fn how() -> impl Strategy<Value = MsgHow> {
         3 => Just(MsgHow::Feed),
         1 => Just(MsgHow::SendMessage),
         1 => Just(MsgHow::SendTyped),
+        2 => Just(MsgHow::Copied),
     ]
 }
 

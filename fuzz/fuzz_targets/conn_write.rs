@@ -81,9 +81,10 @@ fn op(r: &mut Reader<'_>) -> Option<OpSpec> {
         1 => OpSpec::Message {
             text: bit(3),
             how: match (b >> 4) & 3 {
-                0 | 3 => MsgHow::Feed,
+                0 => MsgHow::Feed,
                 1 => MsgHow::SendMessage,
-                _ => MsgHow::SendTyped,
+                2 => MsgHow::SendTyped,
+                _ => MsgHow::Copied,
             },
             len: r.len()?,
         },

@@ -77,7 +77,9 @@ impl Encoder {
     }
 
     /// Appends a frame built from its parts to `out`.
-    #[inline]
+    // Always inlined: the common reply is a few instructions, and with more
+    // than one caller the compiler would otherwise call it out of line.
+    #[inline(always)]
     pub fn encode_parts(
         &mut self,
         fin: bool,
@@ -94,6 +96,19 @@ impl Encoder {
             out.put_slice(payload);
             return;
         }
+        self.encode_long(fin, rsv, opcode, payload, out);
+    }
+
+    /// [`encode_parts`](Self::encode_parts) for a longer header or a mask.
+    #[inline(never)]
+    fn encode_long(
+        &mut self,
+        fin: bool,
+        rsv: u8,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) {
         let h = self.header(fin, rsv, opcode, payload.len());
         let mut hdr = [0u8; MAX_HEADER_LEN];
         let n = h.encode(&mut hdr);

@@ -37,6 +37,8 @@ pub enum MsgHow {
     SendMessage,
     /// `send_text` / `send_binary`.
     SendTyped,
+    /// `feed_text_copied` / `feed_binary_copied` (from a borrowed slice).
+    Copied,
 }
 
 /// One step of a script, before payloads are made (sizes only). `build`
@@ -335,6 +337,10 @@ fn err(i: usize, op: &Op, e: rtwire::Error) -> String {
             how: MsgHow::SendTyped,
             ..
         } => "send_text/send_binary",
+        Op::Message {
+            how: MsgHow::Copied,
+            ..
+        } => "feed_text_copied/feed_binary_copied",
         Op::Fragmented { .. } => "fragmented message",
         Op::Encoded { .. } => "feed_encoded",
         Op::Ping(_) => "ping",
@@ -368,6 +374,10 @@ pub async fn write_conn(ops: &[Op], config: &Config, io: ChaosIo) -> Result<(), 
                 MsgHow::SendTyped => match msg {
                     Message::Text(t) => conn.send_text(t.clone()).await,
                     Message::Binary(b) => conn.send_binary(b.clone()).await,
+                },
+                MsgHow::Copied => match msg {
+                    Message::Text(t) => conn.feed_text_copied(t.as_str()).await,
+                    Message::Binary(b) => conn.feed_binary_copied(b).await,
                 },
             },
             Op::Fragmented {
@@ -437,6 +447,10 @@ pub async fn write_split(ops: &[Op], config: &Config, io: ChaosIo) -> Result<(),
                 MsgHow::SendTyped => match msg {
                     Message::Text(t) => wh.send_text(t.clone()).await,
                     Message::Binary(b) => wh.send_binary(b.clone()).await,
+                },
+                MsgHow::Copied => match msg {
+                    Message::Text(t) => wh.feed_text_copied(t.as_str()).await,
+                    Message::Binary(b) => wh.feed_binary_copied(b).await,
                 },
             },
             Op::Fragmented {

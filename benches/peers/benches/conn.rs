@@ -10,7 +10,9 @@
 //! Write: each library sends messages as a server into an in-memory sink
 //! that accepts every write (vectored too), either one flush per message
 //! (`send`) or all fed, then one flush (`feed` + `flush`) where the API has
-//! it. fastwebsockets writes every frame as it is given.
+//! it. fastwebsockets writes every frame as it is given, from a borrowed
+//! payload; rtwire's borrowed-payload feed (`feed_binary_copied`) is its
+//! own row.
 //!
 //! Connections are built once per case; each iteration rewinds the input.
 
@@ -101,6 +103,19 @@ fn read_path(c: &mut Criterion) {
                 })
             })
         });
+        g.bench_function(
+            BenchmarkId::new("rtwire_feed_copied_then_flush", size),
+            |b| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        for _ in 0..n {
+                            conn.feed_binary_copied(&payload).await.unwrap();
+                        }
+                        conn.flush().await.unwrap();
+                    })
+                })
+            },
+        );
         drop(conn);
 
         let mut ws = rt.block_on(tokio_tungstenite::WebSocketStream::from_raw_socket(
@@ -206,6 +221,19 @@ fn write_path(c: &mut Criterion) {
                 })
             })
         });
+        g.bench_function(
+            BenchmarkId::new("rtwire_feed_copied_then_flush", size),
+            |b| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        for _ in 0..n {
+                            conn.feed_binary_copied(&payload).await.unwrap();
+                        }
+                        conn.flush().await.unwrap();
+                    })
+                })
+            },
+        );
         drop(conn);
 
         let mut ws = rt.block_on(tokio_tungstenite::WebSocketStream::from_raw_socket(

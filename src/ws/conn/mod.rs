@@ -12,6 +12,7 @@
 mod accept;
 mod assemble;
 mod connect;
+mod copied;
 mod deadline;
 mod deflate_out;
 #[cfg(feature = "deflate")]

@@ -32,7 +32,7 @@ use super::writer::Writer;
 use super::Conn;
 use crate::error::{Error, UsageError};
 use crate::ws::close::{CloseCode, CloseFrame};
-use crate::ws::frame::Frame;
+use crate::ws::frame::{Frame, OpCode};
 use crate::ws::message::{Message, Utf8Bytes};
 use crate::ws::role::Role;
 
@@ -312,6 +312,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// and a nested state.
     pub fn feed_message(&mut self, msg: Message) -> impl Future<Output = Result<(), Error>> + '_ {
         self.feed_frame(Frame::new(msg.opcode(), msg.into_payload()))
+    }
+
+    /// Queues a binary message copied from `data`; see
+    /// [`Conn::feed_binary_copied`](super::Conn::feed_binary_copied).
+    pub async fn feed_binary_copied(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.feed_copied(OpCode::Binary, data).await
+    }
+
+    /// Queues a text message copied from `text`; see
+    /// [`Conn::feed_text_copied`](super::Conn::feed_text_copied).
+    pub async fn feed_text_copied(&mut self, text: &str) -> Result<(), Error> {
+        self.feed_copied(OpCode::Text, text.as_bytes()).await
+    }
+
+    async fn feed_copied(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), Error> {
+        if let Some(r) = self.writer().try_feed_copied(opcode, data) {
+            return r;
+        }
+        self.feed_frame(Frame::new(opcode, Bytes::copy_from_slice(data)))
+            .await
     }
 
     /// Queues already-encoded frames; see

@@ -195,9 +195,23 @@ impl WriteQueue {
         self.push_deferred();
     }
 
+    /// Queues a whole (FIN) text or binary message copied from `payload`
+    /// into the coalescing buffer, whatever its size: no `Frame`, no
+    /// reference count. Fails as [`check`](Self::check) would for such a
+    /// frame: after our close, or inside an open fragmented message.
+    #[inline]
+    pub(crate) fn send_copied(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        debug_assert!(matches!(opcode, OpCode::Text | OpCode::Binary));
+        self.check_encoded_state()?;
+        // Not inside a message, so nothing is deferred: no push_deferred.
+        self.encoder
+            .encode_parts(true, 0, opcode, payload, &mut self.buf);
+        Ok(())
+    }
+
     /// Queues a keepalive message held back for the end of a fragmented
     /// message, once it ended.
-    #[inline]
+    #[inline(always)]
     fn push_deferred(&mut self) {
         if !self.in_message {
             if let Some(d) = self.deferred.take() {

@@ -15,7 +15,7 @@ use super::deflate_out::DeflateOut;
 use super::wire::{Settings, Wire, WriteStall};
 use super::write_queue::WriteQueue;
 use crate::error::{Error, UsageError};
-use crate::ws::frame::Frame;
+use crate::ws::frame::{Frame, OpCode};
 use crate::ws::message::Message;
 use crate::ws::role::Role;
 
@@ -67,6 +67,24 @@ impl<W: Wire> Writer<'_, W> {
             return None;
         }
         self.queue_if_room(|q| q.check(frame).map(|()| q.start_send(frame)))
+    }
+
+    /// [`try_feed`](Self::try_feed) for a whole text or binary message
+    /// copied from `payload` into the queue. `None`: it must wait for
+    /// room, or be compressed first.
+    #[inline]
+    pub(crate) fn try_feed_copied(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+    ) -> Option<Result<(), Error>> {
+        if self.closed {
+            return Some(Err(Error::ConnectionClosed));
+        }
+        if self.deflate.is_some() {
+            return None;
+        }
+        self.queue_if_room(|q| q.send_copied(opcode, payload))
     }
 
     /// Runs `f` on the queue if it is at or under the high-water mark (in
