@@ -81,7 +81,10 @@ use crate::error::{Error, TimeoutKind, UsageError};
 /// - messages: [`read_message`](Self::read_message) assembles fragments and
 ///   hides control frames; [`send_text`](Self::send_text),
 ///   [`send_binary`](Self::send_binary), [`send_fragmented`](Self::send_fragmented),
-///   [`ping`](Self::ping), [`close`](Self::close).
+///   [`ping`](Self::ping), [`close`](Self::close);
+///   [`feed_binary_copied`](Self::feed_binary_copied) and
+///   [`feed_text_copied`](Self::feed_text_copied) queue a message from
+///   borrowed bytes, with no allocation.
 ///
 /// Pings are answered automatically (unless turned off in [`Config`]), the
 /// closing handshake is run for you, and a protocol error closes the
