@@ -170,3 +170,115 @@ async fn a_copied_feed_after_our_close_frame_is_already_closing() {
         Err(Error::AlreadyClosing)
     ));
 }
+
+/// A copied feed that waits for room and is dropped has queued nothing:
+/// the peer gets the message that filled the queue, then the next one fed,
+/// and never the cancelled one.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancelled_copied_feed_queues_nothing() {
+    use std::future::{poll_fn, Future};
+    use std::task::Poll;
+
+    // A 64-byte pipe: the 4 KiB message stays queued above the mark.
+    let (client_io, server_io) = tokio::io::duplex(64);
+    let config = Config::builder().write_buffer_high_water(16).build();
+    let mut server = Conn::from_upgraded(server_io, Role::Server, &config, BytesMut::new());
+    let mut client = Conn::from_upgraded(client_io, Role::Client, &config, BytesMut::new());
+    let big = pattern(4096, 3);
+    server.feed_binary_copied(&big).await.unwrap();
+    let queued = server.buffered();
+    {
+        let mut late = std::pin::pin!(server.feed_text_copied("cancelled"));
+        let polled = poll_fn(|cx| Poll::Ready(late.as_mut().poll(cx))).await;
+        assert!(polled.is_pending(), "the feed waits for room");
+    }
+    assert!(server.buffered() <= queued, "nothing was added");
+    let reader = async {
+        let a = client.read_message().await.unwrap().unwrap();
+        let b = client.read_message().await.unwrap().unwrap();
+        (a, b)
+    };
+    let writer = async {
+        server.feed_text_copied("next").await.unwrap();
+        server.flush().await.unwrap();
+    };
+    let ((a, b), ()) = bounded("drain", async { tokio::join!(reader, writer) }).await;
+    assert_eq!(a, Message::binary(big));
+    assert_eq!(b, Message::text("next"));
+}
+
+/// 5,000 pseudo-random letters: still over 1 KiB when compressed.
+fn open() -> String {
+    let mut x: u32 = 12_345;
+    (0..5000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (b'a' + ((x >> 16) % 26) as u8) as char
+        })
+        .collect()
+}
+
+/// A split connection's write half, client role (masked), with deflate
+/// when the feature is on: copied feeds arrive exactly, and misuse is
+/// refused there too, on the fast path and over the high-water mark.
+#[tokio::test]
+async fn a_write_half_feeds_copied_messages_and_refuses_misuse() {
+    let builder = Config::builder()
+        .max_message_size(1 << 20)
+        .write_buffer_high_water(1024);
+    #[cfg(feature = "deflate")]
+    let builder = builder.deflate(rtwire::ws::DeflateConfig::default());
+    let config = builder.build();
+    let (l, addr) = listener().await;
+    let server_cfg = config.clone();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = l.accept().await.unwrap();
+        let (mut conn, _) = Conn::accept(tcp, &server_cfg).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(m) = conn.read_message().await.unwrap() {
+            got.push(m);
+        }
+        got
+    });
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (client, _) = Conn::connect(tcp, &format!("ws://{addr}/"), &config)
+        .await
+        .unwrap();
+    let (mut rh, mut wh) = client.split();
+    let reads = tokio::spawn(async move { while let Ok(Some(_)) = rh.read_message().await {} });
+    bounded("write half", async {
+        for m in messages() {
+            match &m {
+                Message::Text(t) => wh.feed_text_copied(t.as_str()).await.unwrap(),
+                Message::Binary(b) => wh.feed_binary_copied(b).await.unwrap(),
+            }
+        }
+        // A first fragment larger than the 1 KiB mark: the queue is over
+        // it, so the copied feed below takes the slow path, and is refused
+        // before any wait, with nothing queued.
+        wh.feed_frame(Frame::text(open()).with_fin(false))
+            .await
+            .unwrap();
+        assert!(wh.buffered() > 1024);
+        assert!(matches!(
+            wh.feed_binary_copied(&pattern(5000, 1)).await,
+            Err(Error::Usage(UsageError::FragmentOrder))
+        ));
+        wh.flush().await.unwrap();
+        assert!(matches!(
+            wh.feed_text_copied("inside").await,
+            Err(Error::Usage(UsageError::FragmentOrder))
+        ));
+        wh.feed_frame(Frame::new(OpCode::Continuation, "message"))
+            .await
+            .unwrap();
+        wh.close(CloseCode::NORMAL, "").await.unwrap();
+        assert!(wh.feed_text_copied("after close").await.is_err());
+    })
+    .await;
+    let got = server.await.unwrap();
+    let mut want = messages();
+    want.push(Message::text(open() + "message"));
+    assert_eq!(got, want);
+    reads.abort();
+}

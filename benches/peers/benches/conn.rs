@@ -103,19 +103,6 @@ fn read_path(c: &mut Criterion) {
                 })
             })
         });
-        g.bench_function(
-            BenchmarkId::new("rtwire_feed_copied_then_flush", size),
-            |b| {
-                b.iter(|| {
-                    rt.block_on(async {
-                        for _ in 0..n {
-                            conn.feed_binary_copied(&payload).await.unwrap();
-                        }
-                        conn.flush().await.unwrap();
-                    })
-                })
-            },
-        );
         drop(conn);
 
         let mut ws = rt.block_on(tokio_tungstenite::WebSocketStream::from_raw_socket(

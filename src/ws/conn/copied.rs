@@ -5,7 +5,10 @@
 //! anyway, so a `Bytes` built only to be fed is an allocation (or a
 //! reference count taken and dropped) for nothing. These take a slice and
 //! copy it straight into the queue: a message serialised into a reused
-//! scratch buffer is sent with no allocation at all.
+//! scratch buffer is sent with no allocation while the queue is under its
+//! high-water mark and no compression is negotiated (otherwise the bytes
+//! go into a `Bytes` of their own first), and the coalescing buffer is
+//! kept between flushes (it is released past 64 KiB).
 
 use std::future::poll_fn;
 

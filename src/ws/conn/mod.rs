@@ -84,7 +84,7 @@ use crate::error::{Error, TimeoutKind, UsageError};
 ///   [`ping`](Self::ping), [`close`](Self::close);
 ///   [`feed_binary_copied`](Self::feed_binary_copied) and
 ///   [`feed_text_copied`](Self::feed_text_copied) queue a message from
-///   borrowed bytes, with no allocation.
+///   borrowed bytes, with no allocation while the queue has room.
 ///
 /// Pings are answered automatically (unless turned off in [`Config`]), the
 /// closing handshake is run for you, and a protocol error closes the
