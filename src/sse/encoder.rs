@@ -169,9 +169,18 @@ fn write_field(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
 fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
     let mut rest = text;
     while let Some(pos) = find_break(rest) {
-        write_field(buf, prefix, &rest[..pos]);
+        buf.put_slice(prefix);
+        if rest[pos] == b'\n' {
+            // The line and its LF in one copy: the output's line break is
+            // the input's.
+            buf.put_slice(&rest[..=pos]);
+            rest = &rest[pos + 1..];
+            continue;
+        }
+        buf.put_slice(&rest[..pos]);
+        buf.put_u8(b'\n');
         // A CRLF is one break.
-        let skip = if rest[pos] == b'\r' && rest.get(pos + 1) == Some(&b'\n') {
+        let skip = if rest.get(pos + 1) == Some(&b'\n') {
             2
         } else {
             1
