@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
+use smallvec::SmallVec;
 use tokio::io::AsyncWrite;
 
 use crate::error::{Error, UsageError};
@@ -354,37 +355,35 @@ impl WriteQueue {
         if self.segments.is_empty() {
             return io.poll_write(cx, &self.buf);
         }
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let mut count = 0;
+        // Not an initialised array: filling 64 empty slices (1 KiB of
+        // stores) cost more than the few that are used.
+        let mut slices: SmallVec<[IoSlice<'_>; MAX_SLICES]> = SmallVec::new();
         // Offset in `buf` of what is offered next.
         let mut cursor = 0;
         for seg in &self.segments {
             let at = self.offset(seg);
             if at > cursor {
-                if count == MAX_SLICES {
+                if slices.len() == MAX_SLICES {
                     break;
                 }
-                slices[count] = IoSlice::new(&self.buf[cursor..at]);
-                count += 1;
+                slices.push(IoSlice::new(&self.buf[cursor..at]));
                 cursor = at;
             }
-            if count == MAX_SLICES {
+            if slices.len() == MAX_SLICES {
                 break;
             }
-            slices[count] = IoSlice::new(&seg.payload);
-            count += 1;
+            slices.push(IoSlice::new(&seg.payload));
         }
         // The rest of the buffer comes after every segment: offer it only
         // when all of them are offered too (the loop stops early only with
         // every slot taken).
-        if count < MAX_SLICES && cursor < self.buf.len() {
-            slices[count] = IoSlice::new(&self.buf[cursor..]);
-            count += 1;
+        if slices.len() < MAX_SLICES && cursor < self.buf.len() {
+            slices.push(IoSlice::new(&self.buf[cursor..]));
         }
-        if count == 1 {
+        if slices.len() == 1 {
             return io.poll_write(cx, &slices[0]);
         }
-        io.poll_write_vectored(cx, &slices[..count])
+        io.poll_write_vectored(cx, &slices)
     }
 
     /// Credits `n` written bytes to the queue, front first.
