@@ -151,8 +151,16 @@ impl AsyncRead for MemStream {
         if self.input.is_drained() {
             return Poll::Pending;
         }
-        let n = self.read_into(buf.initialize_unfilled());
-        buf.advance(n);
+        // As a socket does: the bytes read are copied into the unfilled
+        // part, nothing else of it is initialised (`initialize_unfilled`
+        // would zero up to 64 KiB per read of a reader that offers
+        // uninitialised capacity, as rtwire's arena does).
+        let pos = self.input.pos.get();
+        let n = (self.input.data.len() - pos)
+            .min(buf.remaining())
+            .min(READ_CHUNK);
+        buf.put_slice(&self.input.data[pos..pos + n]);
+        self.input.pos.set(pos + n);
         Poll::Ready(Ok(()))
     }
 }
