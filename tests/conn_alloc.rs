@@ -114,12 +114,17 @@ async fn message_round_trip(server: &mut Conn<TcpStream>, client: &mut Conn<TcpS
 
 const N: usize = 10_000;
 
-#[test]
-fn steady_state_round_trips_do_not_allocate_per_frame() {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// The single-threaded runtime every test here counts on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn steady_state_round_trips_do_not_allocate_per_frame() {
+    let rt = runtime();
     rt.block_on(async {
         let (mut server, mut client) = pair().await;
         for _ in 0..1000 {
@@ -157,10 +162,7 @@ fn steady_state_round_trips_do_not_allocate_per_frame() {
 #[test]
 fn the_counter_sees_a_per_frame_allocation() {
     // The harness itself: a loop that allocates once per frame is caught.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (mut server, mut client) = pair().await;
         for _ in 0..100 {
@@ -196,10 +198,7 @@ fn fill(buf: &mut Vec<u8>, i: usize, len: usize) {
 #[test]
 fn copied_feeds_from_a_scratch_buffer_do_not_allocate() {
     const ROUNDS: usize = 100;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (mut server, mut client) = pair().await;
         let mut scratch = Vec::with_capacity(2048);

@@ -10,8 +10,6 @@
 //! go into a `Bytes` of their own first), and the coalescing buffer is
 //! kept between flushes (it is released past 64 KiB).
 
-use std::future::poll_fn;
-
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -53,18 +51,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn feed_copied(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), Error> {
-        if self.reader.is_closed() {
-            return Err(Error::ConnectionClosed);
+        if let Some(r) = self.try_queue(|q| q.send_copied(opcode, data)) {
+            return r;
         }
-        if self.deflate.is_none() && self.tx.buffered() <= self.reader.settings.high_water {
-            return self.tx.send_copied(opcode, data);
-        }
-        // The slow path's steps, as `feed_frame` takes them (not through
-        // `feed_frame`: a second caller of its future makes the compiler
-        // stop inlining it into the common `feed_message` loop).
-        let frame = Frame::new(opcode, Bytes::copy_from_slice(data));
-        self.writer().check(&frame)?;
-        poll_fn(|cx| self.writer().poll_ready(cx)).await?;
-        self.writer().queue_waited(&frame)
+        // The writer's own feed, not `Conn::feed_frame`: a second caller of
+        // that future makes the compiler stop inlining it into the common
+        // `feed_message` loop.
+        self.writer()
+            .feed_frame(Frame::new(opcode, Bytes::copy_from_slice(data)))
+            .await
     }
 }

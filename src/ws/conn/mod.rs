@@ -270,13 +270,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// building a writer: the common feed is a few checks and an encode.
     #[inline]
     fn try_feed(&mut self, frame: &Frame) -> Option<Result<(), Error>> {
+        self.try_queue(|q| q.check(frame).map(|()| q.start_send(frame)))
+    }
+
+    /// Runs `f` on the write queue when a feed needs no wait: the
+    /// connection is open, nothing has to be compressed first and the
+    /// queue is at or under its high-water mark. `None`: take the slow
+    /// path.
+    #[inline]
+    fn try_queue(
+        &mut self,
+        f: impl FnOnce(&mut WriteQueue) -> Result<(), Error>,
+    ) -> Option<Result<(), Error>> {
         if self.reader.is_closed() {
             return Some(Err(Error::ConnectionClosed));
         }
         if self.deflate.is_some() || self.tx.buffered() > self.reader.settings.high_water {
             return None;
         }
-        Some(self.tx.check(frame).map(|()| self.tx.start_send(frame)))
+        Some(f(&mut self.tx))
     }
 
     /// Writes one frame now (queues it, then flushes).

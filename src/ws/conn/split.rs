@@ -330,11 +330,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         if let Some(r) = self.writer().try_feed_copied(opcode, data) {
             return r;
         }
-        // `feed_frame`'s steps, not `feed_frame` (see `Conn::feed_copied`).
-        let frame = Frame::new(opcode, Bytes::copy_from_slice(data));
-        self.writer().check(&frame)?;
-        poll_fn(|cx| self.writer().poll_ready(cx)).await?;
-        self.writer().queue_waited(&frame)
+        // The writer's own feed, not `WriteHalf::feed_frame` (see
+        // `Conn::feed_copied`).
+        self.writer()
+            .feed_frame(Frame::new(opcode, Bytes::copy_from_slice(data)))
+            .await
     }
 
     /// Queues already-encoded frames; see

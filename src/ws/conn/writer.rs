@@ -60,13 +60,7 @@ impl<W: Wire> Writer<'_, W> {
     /// [`feed_frame`](Self::feed_frame).
     #[inline]
     pub(crate) fn try_feed(&mut self, frame: &Frame) -> Option<Result<(), Error>> {
-        if self.closed {
-            return Some(Err(Error::ConnectionClosed));
-        }
-        if self.deflate.is_some() {
-            return None;
-        }
-        self.queue_if_room(|q| q.check(frame).map(|()| q.start_send(frame)))
+        self.try_queue(|q| q.check(frame).map(|()| q.start_send(frame)))
     }
 
     /// [`try_feed`](Self::try_feed) for a whole text or binary message
@@ -78,13 +72,24 @@ impl<W: Wire> Writer<'_, W> {
         opcode: OpCode,
         payload: &[u8],
     ) -> Option<Result<(), Error>> {
+        self.try_queue(|q| q.send_copied(opcode, payload))
+    }
+
+    /// Runs `f` on the queue when a feed needs no wait: open, nothing to
+    /// compress first, room under the high-water mark (checked in the same
+    /// step). `None`: take the slow path.
+    #[inline]
+    fn try_queue(
+        &mut self,
+        f: impl FnOnce(&mut WriteQueue) -> Result<(), Error>,
+    ) -> Option<Result<(), Error>> {
         if self.closed {
             return Some(Err(Error::ConnectionClosed));
         }
         if self.deflate.is_some() {
             return None;
         }
-        self.queue_if_room(|q| q.send_copied(opcode, payload))
+        self.queue_if_room(f)
     }
 
     /// Runs `f` on the queue if it is at or under the high-water mark (in
