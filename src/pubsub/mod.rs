@@ -22,21 +22,35 @@
 //!   that sees a notice resumes from its last position with
 //!   [`Store::since`].
 //! - Channel names are validated ([`ChannelName`]).
+//!
+//! ## The replay/live hand-off
+//!
+//! Written once, used by the SSE manager and the hub: a [`Follower`]
+//! turns one channel's bus subscription into its publications in order,
+//! each once, healing what the bus lost from the store (or saying
+//! [`Followed::Reset`] with a [`ResetReason`]); a [`Cursor`] per
+//! subscriber drops the live publications its replay already held.
 
 mod bus;
 mod channel;
+mod cursor;
 mod error;
+mod follow;
 mod memory;
 mod position;
 mod publication;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod reset;
 mod store;
 
 pub use bus::{Bus, Delivery, Subscription};
 pub use channel::{ChannelName, MAX_CHANNEL_LEN};
+pub use cursor::Cursor;
 pub use error::{PositionError, PubSubError};
+pub use follow::{Followed, Follower};
 pub use memory::{MemoryBus, MemoryConfig, MemoryStore};
 pub use position::Position;
 pub use publication::{Publication, PublishRequest, MAX_FIELD_LEN};
+pub use reset::ResetReason;
 pub use store::{GapReason, Since, Store};

@@ -1,8 +1,8 @@
-//! One task per channel with local subscribers: takes the bus's deliveries
-//! in order, encodes each publication once and queues the shared bytes to
-//! every subscriber it routes to, without ever waiting on one of them.
-//! Deliveries the bus lost (it lagged, or positions jump) are fetched from
-//! the store; what the store cannot give becomes a `reset` event.
+//! One task per channel with local subscribers: takes the channel's
+//! publications in order from a [`Follower`] (which heals what the bus
+//! lost from the store, or says it cannot), encodes each once and queues
+//! the shared bytes to every subscriber it routes to, without ever waiting
+//! on one of them.
 
 use std::sync::Arc;
 
@@ -10,40 +10,36 @@ use super::encode::{self, ManagedEvent, ResetReason};
 use super::registry::{Registry, Room};
 use super::stats::Counters;
 use super::subscriber::{CloseReason, Pushed};
-use crate::pubsub::{Delivery, Position, Publication, Since, Store, Subscription};
+use crate::pubsub::{Followed, Follower, Position, Publication, Store};
 
 pub(crate) struct Dispatcher<St> {
     pub(crate) room: Arc<Room>,
-    pub(crate) sub: Subscription,
-    pub(crate) store: Arc<St>,
+    pub(crate) follower: Follower<St>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) replay_limit: usize,
-    /// The last position delivered (or the top when the subscription
-    /// started): older or equal positions are duplicates.
-    pub(crate) last: Option<Position>,
 }
 
 impl<St: Store> Dispatcher<St> {
     pub(crate) async fn run(mut self) {
+        let mut healed = 0;
         loop {
             if self.room.is_dead() {
                 return;
             }
-            let delivery = tokio::select! {
+            // `Follower::next` is cancel-safe: a stop that turns out not to
+            // be the end loses nothing.
+            let followed = tokio::select! {
                 biased;
                 () = self.room.stop.notified() => continue,
-                d = self.sub.recv() => d,
+                f = self.follower.next() => f,
             };
-            match delivery {
-                Some(Delivery::Publication(p)) => self.on_publication(p).await,
-                Some(Delivery::Lagged { .. }) => self.heal().await,
-                Some(Delivery::Reset { reason }) => {
-                    let top = self.top().await;
-                    self.last = top;
-                    self.reset_all(ResetReason::Gap(reason), top);
-                }
-                None => {
+            let now = self.follower.healed();
+            Counters::add(&self.counters.healed, now - healed);
+            healed = now;
+            match followed {
+                Followed::Publication(p) => self.deliver(p),
+                Followed::Reset { reason, top } => self.reset_all(reason, top),
+                _ => {
                     // The bus is closed: nothing more will come. No one
                     // may join this room again (it has no dispatcher).
                     self.registry.retire(&self.room);
@@ -56,36 +52,7 @@ impl<St: Store> Dispatcher<St> {
         }
     }
 
-    async fn on_publication(&mut self, p: Arc<Publication>) {
-        if let Some(last) = self.last {
-            if p.position.epoch != last.epoch {
-                // A new history: everyone on the old one is told, then
-                // the new one is delivered from its start.
-                let start = Position::new(p.position.epoch, 0);
-                self.reset_all(
-                    ResetReason::Gap(crate::pubsub::GapReason::EpochChanged),
-                    Some(start),
-                );
-                self.last = Some(start);
-                self.heal().await;
-                return;
-            }
-            {
-                if p.position.offset <= last.offset {
-                    return; // a duplicate (healed already, or redelivered)
-                }
-                if p.position.offset > last.offset + 1 {
-                    // Positions jumped: fetch the hole first (it includes p).
-                    self.heal().await;
-                    return;
-                }
-            }
-        }
-        self.deliver(p);
-    }
-
     fn deliver(&mut self, p: Arc<Publication>) {
-        self.last = Some(p.position);
         let ev = Arc::new(encode::publication(p));
         self.fan_out(&ev);
     }
@@ -108,54 +75,6 @@ impl<St: Store> Dispatcher<St> {
         Counters::add(&c.deliveries, queued);
         Counters::add(&c.drops, dropped);
         Counters::add(&c.slow_disconnects, slow);
-    }
-
-    /// Fetches from the store what came after `last` and delivers it; a
-    /// reset to everyone when the store cannot.
-    async fn heal(&mut self) {
-        let channel = self.room.channel.clone();
-        let Some(last) = self.last else {
-            let top = self.top().await;
-            self.last = top;
-            self.reset_all(ResetReason::Lost, top);
-            return;
-        };
-        match self
-            .store
-            .since(&channel, Some(last), self.replay_limit)
-            .await
-        {
-            Ok(Since::Publications { publications, top }) => {
-                Counters::add(&self.counters.healed, publications.len() as u64);
-                for p in publications {
-                    if p.position.epoch == last.epoch && p.position.offset > last.offset {
-                        self.deliver(Arc::new(p));
-                    }
-                }
-                if self.last.is_none_or(|l| l.offset < top.offset) {
-                    self.last = Some(top);
-                }
-            }
-            Ok(Since::CannotCatchUp { top, reason }) => {
-                self.last = Some(top);
-                let why = match reason {
-                    crate::pubsub::GapReason::EpochChanged => ResetReason::Gap(reason),
-                    _ => ResetReason::Lost,
-                };
-                self.reset_all(why, Some(top));
-            }
-            Err(_) => {
-                self.last = None;
-                self.reset_all(ResetReason::Lost, None);
-            }
-        }
-    }
-
-    async fn top(&self) -> Option<Position> {
-        match self.store.since(&self.room.channel, None, 0).await {
-            Ok(Since::Publications { top, .. }) | Ok(Since::CannotCatchUp { top, .. }) => Some(top),
-            Err(_) => None,
-        }
     }
 
     fn reset_all(&self, reason: ResetReason, top: Option<Position>) {

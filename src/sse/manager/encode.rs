@@ -2,13 +2,13 @@
 //! the `dropped` notice, each encoded once into shared bytes.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 
 use super::super::encoder::{EncodedEvent, Encoder};
 use super::super::event::Event;
 use super::super::scan::find_break;
-use crate::pubsub::{GapReason, Position, Publication};
+pub use crate::pubsub::ResetReason;
+use crate::pubsub::{Position, Publication};
 
 /// The in-band event type a client receives when the store cannot catch it
 /// up (see [`ResetReason`]).
@@ -16,41 +16,6 @@ pub const RESET_EVENT: &str = "reset";
 /// The in-band event type a `drop_on_backpressure` client receives after
 /// events were dropped for it.
 pub const DROPPED_EVENT: &str = "dropped";
-
-/// Why a client could not be caught up: the `reason` of a `reset` event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ResetReason {
-    /// The store could not serve what the client missed
-    /// ([`GapReason`]: the history was reset, evicted, is longer than the
-    /// replay limit, or the id is ahead of it).
-    Gap(GapReason),
-    /// The `Last-Event-ID` is not an id this manager issued.
-    InvalidId,
-    /// The bus lost deliveries and the store could not fill them in.
-    Lost,
-}
-
-impl ResetReason {
-    /// The wire name: `epoch-changed`, `evicted`, `over-limit`, `ahead`,
-    /// `invalid-id`, `lost`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResetReason::Gap(GapReason::EpochChanged) => "epoch-changed",
-            ResetReason::Gap(GapReason::Evicted) => "evicted",
-            ResetReason::Gap(GapReason::OverLimit) => "over-limit",
-            ResetReason::Gap(GapReason::Ahead) => "ahead",
-            ResetReason::InvalidId => "invalid-id",
-            ResetReason::Lost => "lost",
-        }
-    }
-}
-
-impl fmt::Display for ResetReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What a [`ManagedEvent`] is.
 #[derive(Clone, Debug, PartialEq, Eq)]

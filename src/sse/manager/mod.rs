@@ -40,8 +40,8 @@ pub use stats::Stats;
 pub use subscriber::{CloseReason, Subscriber};
 
 use crate::pubsub::{
-    Bus, ChannelName, MemoryBus, MemoryConfig, MemoryStore, Position, PubSubError, Publication,
-    PublishRequest, Since, Store,
+    Bus, ChannelName, Follower, MemoryBus, MemoryConfig, MemoryStore, Position, PubSubError,
+    Publication, PublishRequest, Since, Store,
 };
 use dispatch::Dispatcher;
 use registry::Registry;
@@ -283,19 +283,20 @@ impl<St: Store, B: Bus> Manager<St, B> {
         self.check_open()?;
         room.ready
             .get_or_try_init(|| async {
-                // The top first, then the bus: what is published in
-                // between arrives as a jump in positions, which the
-                // dispatcher fills in from the store.
-                let last = top_of(inner.store.since(&channel, None, 0).await?);
-                let bus_sub = inner.bus.subscribe(&channel).await?;
+                // Subscribes, then reads the top: nothing published in
+                // between is held back or lost.
+                let follower = Follower::start(
+                    inner.store.clone(),
+                    &inner.bus,
+                    channel.clone(),
+                    inner.config.replay_limit,
+                )
+                .await?;
                 let d = Dispatcher {
                     room: room.clone(),
-                    sub: bus_sub,
-                    store: inner.store.clone(),
+                    follower,
                     counters: c.clone(),
                     registry: inner.registry.clone(),
-                    replay_limit: inner.config.replay_limit,
-                    last: Some(last),
                 };
                 tokio::spawn(d.run());
                 Ok::<(), PubSubError>(())

@@ -12,7 +12,7 @@ use super::encode;
 use super::encode::{EventKind, ManagedEvent};
 use super::registry::Registry;
 use super::stats::Counters;
-use crate::pubsub::{ChannelName, Position};
+use crate::pubsub::{ChannelName, Cursor, Position};
 
 /// Why a subscriber's stream ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,33 +46,18 @@ struct Queue {
     /// everything: what the replay covers is removed then, and only what is
     /// left counts against the limit.
     joining: bool,
-    /// Publications at or before this position were in the replay (or
-    /// before a reset): not queued.
-    skip_through: Option<Position>,
-    /// The history this client is on: publications of another epoch are
-    /// stale (a backlog from before a reset) until a `reset` moves it.
-    epoch: Option<u64>,
-}
-
-/// Whether publication `p` is one a client already has (`skip` covers it)
-/// or must not get (another history than `epoch`, the one it is on).
-fn stale(epoch: Option<u64>, skip: Option<Position>, p: Position) -> bool {
-    if epoch.is_some_and(|e| e != p.epoch) {
-        return true;
-    }
-    skip.is_some_and(|t| t.epoch == p.epoch && p.offset <= t.offset)
+    /// The hand-off: publications at or before its position were in the
+    /// replay (or before a reset); publications of another history than
+    /// its epoch are stale (a backlog from before a reset).
+    cursor: Cursor,
 }
 
 impl Queue {
-    fn is_stale(&self, p: Position) -> bool {
-        stale(self.epoch, self.skip_through, p)
-    }
-
     /// Removes queued publications that are stale now.
     fn purge_stale(&mut self) {
-        let (epoch, skip) = (self.epoch, self.skip_through);
+        let cursor = self.cursor;
         self.items.retain(|s| match s {
-            Slot::Event(e) => e.position().is_none_or(|p| !stale(epoch, skip, p)),
+            Slot::Event(e) => e.position().is_none_or(|p| !cursor.is_stale(p)),
             Slot::Dropped(_) => true,
         });
         self.events = count_events(&self.items);
@@ -162,8 +147,7 @@ impl Shared {
                 pending_drops: 0,
                 closed: None,
                 joining: true,
-                skip_through: None,
-                epoch: None,
+                cursor: Cursor::new(),
             }),
             ready: Notify::new(),
             closed_notify: Notify::new(),
@@ -193,11 +177,11 @@ impl Shared {
         }
         match ev.kind() {
             EventKind::Publication(p) => {
-                if q.is_stale(p.position) {
+                if q.cursor.is_stale(p.position) {
                     return Pushed::Skipped;
                 }
                 if !q.joining {
-                    q.epoch.get_or_insert(p.position.epoch);
+                    q.cursor.pin(p.position.epoch);
                 }
                 if !q.joining && q.events >= self.capacity {
                     if self.drop_on_backpressure {
@@ -217,17 +201,10 @@ impl Shared {
                 q.events += 1;
             }
             EventKind::Reset { top, .. } => {
-                if let Some(t) = top {
-                    if q.epoch == Some(t.epoch)
-                        && q.skip_through
-                            .is_some_and(|s| s.epoch == t.epoch && s.offset >= t.offset)
-                    {
-                        // Nothing this client misses: it is past that top.
-                        return Pushed::Skipped;
-                    }
+                if !q.cursor.reset(*top) {
+                    // Nothing this client misses: it is past that top.
+                    return Pushed::Skipped;
                 }
-                q.epoch = top.map(|t| t.epoch);
-                q.skip_through = *top;
                 // What is queued from before the new top is stale now.
                 q.purge_stale();
                 if let Some(Slot::Event(last)) = q.items.back() {
@@ -256,15 +233,15 @@ impl Shared {
             return true;
         }
         if let Some(t) = top {
-            q.skip_through = Some(t);
-            q.epoch = Some(t.epoch);
+            q.cursor.caught_up(t);
         }
         q.purge_stale();
-        if q.epoch.is_none() {
-            q.epoch = q.items.iter().find_map(|s| match s {
-                Slot::Event(e) => e.position().map(|p| p.epoch),
-                Slot::Dropped(_) => None,
-            });
+        let first = q.items.iter().find_map(|s| match s {
+            Slot::Event(e) => e.position().map(|p| p.epoch),
+            Slot::Dropped(_) => None,
+        });
+        if let Some(e) = first {
+            q.cursor.pin(e);
         }
         let closed = q.enforce(self.capacity, self.drop_on_backpressure);
         drop(q);

@@ -1,0 +1,281 @@
+//! [`Follower`]: one channel's live publications in position order, each
+//! once, with what the bus lost fetched from the store: the channel half of
+//! the replay/live hand-off that the SSE manager and the hub share (the
+//! subscriber half is [`Cursor`](super::Cursor)).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::bus::{Bus, Delivery, Subscription};
+use super::channel::ChannelName;
+use super::error::PubSubError;
+use super::position::Position;
+use super::publication::Publication;
+use super::reset::ResetReason;
+use super::store::{GapReason, Since, Store};
+
+/// What [`Follower::next`] yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Followed {
+    /// The next publication: its offset is one past the previous one's, in
+    /// the same epoch.
+    Publication(Arc<Publication>),
+    /// The publications after the last one yielded cannot be delivered:
+    /// every subscriber starts over from `top` (`None` when the store could
+    /// not be read), and the next publication follows `top`.
+    Reset {
+        /// Why.
+        reason: ResetReason,
+        /// The channel's position to start over from.
+        top: Option<Position>,
+    },
+    /// The bus is closed: nothing more will come.
+    Closed,
+}
+
+/// One channel's publications in order, each exactly once, from a bus
+/// subscription and the store behind it.
+///
+/// [`start`](Self::start) subscribes **first** and then reads the store's
+/// top, so a publication made in between is either at or below that top
+/// (and dropped as a duplicate when the bus delivers it) or after it:
+/// nothing falls between the two. From there on:
+///
+/// - a publication with the next offset is yielded;
+/// - an older one is a duplicate (redelivered, or already fetched) and is
+///   dropped;
+/// - a jump in offsets, or [`Delivery::Lagged`], is healed: the missing
+///   publications are read with [`Store::since`] and yielded in order;
+/// - a publication of another epoch, [`Delivery::Reset`], or a hole the
+///   store cannot fill yields [`Followed::Reset`] with the position to
+///   start over from.
+///
+/// [`next`](Self::next) is cancel-safe: a heal interrupted by a drop
+/// (inside `tokio::select!`) is taken up again by the next call, so
+/// nothing received is lost.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use rtwire::pubsub::{Bus, ChannelName, Followed, Follower, MemoryBus, MemoryStore, PublishRequest, Store};
+/// let (store, bus) = (Arc::new(MemoryStore::default()), Arc::new(MemoryBus::new()));
+/// let ch = ChannelName::new("news").unwrap();
+/// let mut f = Follower::start(store.clone(), &*bus, ch.clone(), 100).await.unwrap();
+/// let p = store.append(PublishRequest::new(ch, "hi")).await.unwrap();
+/// bus.publish(&p).await.unwrap();
+/// bus.publish(&p).await.unwrap(); // a duplicate: dropped
+/// match f.next().await {
+///     Followed::Publication(got) => assert_eq!(got.position, p.position),
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(f.position(), Some(p.position));
+/// # });
+/// ```
+pub struct Follower<St> {
+    sub: Subscription,
+    store: Arc<St>,
+    channel: ChannelName,
+    replay_limit: usize,
+    /// The last position yielded (or the top at the start): older or equal
+    /// positions are duplicates. `None`: unknown (the store failed).
+    last: Option<Position>,
+    /// Healed publications not yet yielded, in order.
+    ready: VecDeque<Followed>,
+    /// A heal is owed (set before it awaits the store, so a cancelled heal
+    /// is resumed by the next call).
+    owe_heal: bool,
+    /// What the heal that is owed tells when the store cannot fill the
+    /// hole and has no more precise reason.
+    heal_reason: ResetReason,
+    /// Publications fetched from the store so far.
+    healed: u64,
+}
+
+impl<St> std::fmt::Debug for Follower<St> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("channel", &self.channel)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: Store> Follower<St> {
+    /// Subscribes to `channel` on `bus`, then reads the store's top: the
+    /// first publication yielded is the one after it. `replay_limit` bounds
+    /// one heal (a hole larger than that is a reset, `OverLimit`).
+    pub async fn start<B: Bus>(
+        store: Arc<St>,
+        bus: &B,
+        channel: ChannelName,
+        replay_limit: usize,
+    ) -> Result<Self, PubSubError> {
+        let sub = bus.subscribe(&channel).await?;
+        let top = top_of(store.since(&channel, None, 0).await?);
+        Ok(Follower {
+            sub,
+            store,
+            channel,
+            replay_limit,
+            last: Some(top),
+            ready: VecDeque::new(),
+            owe_heal: false,
+            heal_reason: ResetReason::Lost,
+            healed: 0,
+        })
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &ChannelName {
+        &self.channel
+    }
+
+    /// The last position yielded (the top at the start, or the `top` of
+    /// the last reset); `None` after a reset the store could not place.
+    pub fn position(&self) -> Option<Position> {
+        self.last
+    }
+
+    /// How many publications were fetched from the store (rather than
+    /// taken from the bus) so far.
+    pub fn healed(&self) -> u64 {
+        self.healed
+    }
+
+    /// The next publication or reset, waiting for one. Cancel-safe.
+    pub async fn next(&mut self) -> Followed {
+        loop {
+            if let Some(f) = self.ready.pop_front() {
+                return f;
+            }
+            if self.owe_heal {
+                self.heal().await;
+                continue;
+            }
+            let Some(d) = self.sub.recv().await else {
+                return Followed::Closed;
+            };
+            match d {
+                Delivery::Publication(p) => {
+                    if let Some(f) = self.on_publication(p) {
+                        return f;
+                    }
+                }
+                Delivery::Lagged { .. } => self.owe(ResetReason::Lost),
+                Delivery::Reset { reason } => {
+                    let top = self.top().await;
+                    self.last = top;
+                    return Followed::Reset {
+                        reason: ResetReason::Gap(reason),
+                        top,
+                    };
+                }
+            }
+        }
+    }
+
+    fn owe(&mut self, reason: ResetReason) {
+        self.owe_heal = true;
+        self.heal_reason = reason;
+    }
+
+    fn on_publication(&mut self, p: Arc<Publication>) -> Option<Followed> {
+        let Some(last) = self.last else {
+            // No position to compare with: place this one by the store.
+            self.owe(ResetReason::Lost);
+            return None;
+        };
+        if p.position.epoch != last.epoch {
+            // A new history: everyone on the old one is told, then the new
+            // one is delivered from its start.
+            let start = Position::new(p.position.epoch, 0);
+            self.last = Some(start);
+            self.owe(ResetReason::Gap(GapReason::EpochChanged));
+            return Some(Followed::Reset {
+                reason: ResetReason::Gap(GapReason::EpochChanged),
+                top: Some(start),
+            });
+        }
+        if p.position.offset <= last.offset {
+            return None; // a duplicate (healed already, or redelivered)
+        }
+        if p.position.offset > last.offset + 1 {
+            // Positions jumped: fetch the hole (it includes p).
+            self.owe(ResetReason::Lost);
+            return None;
+        }
+        self.last = Some(p.position);
+        Some(Followed::Publication(p))
+    }
+
+    /// Fetches what came after `last` into `ready`; a reset when the store
+    /// cannot give it.
+    async fn heal(&mut self) {
+        let Some(last) = self.last else {
+            let top = self.top().await;
+            self.owe_heal = false;
+            self.last = top;
+            self.ready.push_back(Followed::Reset {
+                reason: ResetReason::Lost,
+                top,
+            });
+            return;
+        };
+        let r = self
+            .store
+            .since(&self.channel, Some(last), self.replay_limit)
+            .await;
+        self.owe_heal = false;
+        match r {
+            Ok(Since::Publications { publications, top }) => {
+                self.healed += publications.len() as u64;
+                for p in publications {
+                    if p.position.epoch == last.epoch && p.position.offset > last.offset {
+                        self.last = Some(p.position);
+                        self.ready.push_back(Followed::Publication(Arc::new(p)));
+                    }
+                }
+                if self
+                    .last
+                    .is_none_or(|l| l.epoch == top.epoch && l.offset < top.offset)
+                {
+                    self.last = Some(top);
+                }
+            }
+            Ok(Since::CannotCatchUp { top, reason }) => {
+                self.last = Some(top);
+                let reason = match reason {
+                    GapReason::EpochChanged => ResetReason::Gap(reason),
+                    _ => self.heal_reason,
+                };
+                self.ready.push_back(Followed::Reset {
+                    reason,
+                    top: Some(top),
+                });
+            }
+            Err(_) => {
+                self.last = None;
+                self.ready.push_back(Followed::Reset {
+                    reason: ResetReason::Lost,
+                    top: None,
+                });
+            }
+        }
+    }
+
+    async fn top(&self) -> Option<Position> {
+        self.store
+            .since(&self.channel, None, 0)
+            .await
+            .ok()
+            .map(top_of)
+    }
+}
+
+/// The channel's top in a [`Since`] answer.
+pub(crate) fn top_of(s: Since) -> Position {
+    match s {
+        Since::Publications { top, .. } | Since::CannotCatchUp { top, .. } => top,
+    }
+}
