@@ -14,53 +14,24 @@
 //! One publisher task per hub appends in the order broadcasts were made,
 //! so the messages of one sender keep their order on every instance.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use super::conn::ConnId;
+use super::log::Log;
 use super::outgoing::Outgoing;
 use super::stats::bump;
 use super::{Hub, Inner};
-use crate::pubsub::{Bus, ChannelName, Delivery, PubSubError, PublishRequest, Store, Subscription};
+use crate::pubsub::{ChannelName, Delivery, PubSubError, Subscription};
 use crate::ws::{FrameHeader, OpCode};
-
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A Store + Bus pair, object-safe.
-trait Backend: Send + Sync {
-    fn publish(&self, channel: ChannelName, data: Bytes) -> BoxFut<'_, Result<(), PubSubError>>;
-    fn subscribe(&self, channel: ChannelName) -> BoxFut<'_, Result<Subscription, PubSubError>>;
-}
-
-struct Pair<S, B> {
-    store: Arc<S>,
-    bus: Arc<B>,
-}
-
-impl<S: Store, B: Bus> Backend for Pair<S, B> {
-    fn publish(&self, channel: ChannelName, data: Bytes) -> BoxFut<'_, Result<(), PubSubError>> {
-        Box::pin(async move {
-            let p = self
-                .store
-                .append(PublishRequest::new(channel, data))
-                .await?;
-            self.bus.publish(&p).await
-        })
-    }
-    fn subscribe(&self, channel: ChannelName) -> BoxFut<'_, Result<Subscription, PubSubError>> {
-        Box::pin(async move { self.bus.subscribe(&channel).await })
-    }
-}
 
 /// Publications waiting for the publisher task.
 const PUBLISH_QUEUE: usize = 4096;
 
 pub(crate) struct Cluster {
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn Log>,
     tx: mpsc::Sender<(ChannelName, Bytes)>,
 }
 
@@ -69,21 +40,16 @@ pub(crate) fn all_channel() -> ChannelName {
 }
 
 impl Cluster {
-    pub(crate) async fn start<S: Store, B: Bus>(
-        hub: &Hub,
-        store: Arc<S>,
-        bus: Arc<B>,
-    ) -> Result<Cluster, PubSubError> {
-        let backend: Arc<dyn Backend> = Arc::new(Pair { store, bus });
+    pub(crate) async fn start(hub: &Hub, backend: Arc<dyn Log>) -> Result<Cluster, PubSubError> {
         let (tx, mut rx) = mpsc::channel::<(ChannelName, Bytes)>(PUBLISH_QUEUE);
         let b = backend.clone();
         let weak = Arc::downgrade(&hub.inner);
         tokio::spawn(async move {
             while let Some((ch, data)) = rx.recv().await {
-                let r = b.publish(ch, data).await;
+                let r = b.append(ch, data).await;
                 let Some(inner) = weak.upgrade() else { break };
                 match r {
-                    Ok(()) => bump(&inner.counters.bus_published, 1),
+                    Ok(_) => bump(&inner.counters.bus_published, 1),
                     Err(_) => bump(&inner.counters.bus_errors, 1),
                 }
             }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::history::{notice_message, HistoryConfig, NoticeFormat, RoomNotice, StampFormat};
 use super::presence::PresenceEvent;
 use super::rate::RateLimit;
 use crate::ws::{CloseCode, Config, Keepalive, Message};
@@ -54,6 +55,9 @@ pub type MissedFormat = Arc<dyn Fn(u64) -> Message + Send + Sync>;
 /// | `close_grace` | 1 s |
 /// | `presence_format` | none (events are counted, not announced) |
 /// | `missed_message` | text `{"type":"missed","content":N}` |
+/// | `history` | none (no room keeps history) |
+/// | `stamp` | none (a stored message's frame is the message as sent) |
+/// | `room_notice` | [`notice_message`](super::notice_message) (JSON `reset` / `joined` envelopes) |
 ///
 /// ```
 /// use rtwire::hub::{HubConfig, RateLimit, SlowPolicy};
@@ -93,6 +97,22 @@ pub struct HubConfig {
     /// For rooms of thousands with messages in bursts; see the
     /// [batched fan-out notes](super#batched-fan-out).
     pub batch_broadcasts: bool,
+    /// Which rooms keep a history of their messages, and its bounds
+    /// (`None`: none). A room with history stores each message before it
+    /// is delivered, so each has a position; a member that reconnects
+    /// joins with [`JoinFrom::Since`](super::JoinFrom::Since) and gets
+    /// what it missed. See [`Hub::join_with`](super::Hub::join_with).
+    pub history: Option<HistoryConfig>,
+    /// How a stored message carries its position to the client: called
+    /// once per message per instance (and per replayed message) with its
+    /// position. `None`: the message goes as sent, and the application
+    /// learns positions from [`Hub::publish`](super::Hub::publish) and
+    /// [`Hub::history`](super::Hub::history). The envelope protocol sets
+    /// [`stamp_json_id`](super::stamp_json_id) (an `"id"` field).
+    pub stamp: Option<StampFormat>,
+    /// How the hub's notices to members of rooms with history are sent
+    /// (`None`: not sent).
+    pub room_notice: Option<NoticeFormat>,
 }
 
 impl fmt::Debug for HubConfig {
@@ -105,6 +125,7 @@ impl fmt::Debug for HubConfig {
             .field("keepalive", &self.keepalive)
             .field("close_grace", &self.close_grace)
             .field("batch_broadcasts", &self.batch_broadcasts)
+            .field("history", &self.history)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +144,9 @@ impl Default for HubConfig {
                 Message::text(format!("{{\"type\":\"missed\",\"content\":{n}}}"))
             }),
             batch_broadcasts: false,
+            history: None,
+            stamp: None,
+            room_notice: Some(Arc::new(notice_message)),
         }
     }
 }
@@ -173,6 +197,30 @@ impl HubConfig {
     /// ```
     pub fn batch_broadcasts(mut self, on: bool) -> Self {
         self.batch_broadcasts = on;
+        self
+    }
+
+    /// Sets [`history`](Self::history).
+    pub fn history(mut self, h: HistoryConfig) -> Self {
+        self.history = Some(h);
+        self
+    }
+
+    /// Sets [`stamp`](Self::stamp).
+    pub fn stamp<F>(mut self, f: F) -> Self
+    where
+        F: Fn(crate::pubsub::Position, &Message) -> Message + Send + Sync + 'static,
+    {
+        self.stamp = Some(Arc::new(f));
+        self
+    }
+
+    /// Sets [`room_notice`](Self::room_notice).
+    pub fn room_notice<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&RoomNotice<'_>) -> Option<Message> + Send + Sync + 'static,
+    {
+        self.room_notice = Some(Arc::new(f));
         self
     }
 

@@ -103,6 +103,9 @@ struct Out {
     /// Frames dropped since the connection last caught up.
     missed: u64,
     close: Option<(CloseCode, &'static str)>,
+    /// A [`Slot::push_wait`] waits for room: the writer wakes it when it
+    /// credits a batch.
+    wants_room: bool,
 }
 
 /// The hub's side of one connection.
@@ -124,6 +127,8 @@ pub(crate) struct Slot {
     wake: Notify,
     /// A close or the end was requested: interrupts a stalled write.
     stop: Notify,
+    /// Room was made in the queue (or it shut): wakes a [`Slot::push_wait`].
+    room: Notify,
     closed: watch::Sender<bool>,
 }
 
@@ -151,6 +156,7 @@ impl Slot {
             out: Mutex::new(Out::default()),
             wake: Notify::new(),
             stop: Notify::new(),
+            room: Notify::new(),
             closed: watch::channel(false).0,
         }
     }
@@ -168,11 +174,7 @@ impl Slot {
         policy: SlowPolicy,
         c: &Counters,
     ) -> SendOutcome {
-        let len = match piece {
-            Piece::Encoded(b) => b.len(),
-            #[cfg(feature = "deflate")]
-            Piece::Message(_, _, len) => len,
-        };
+        let len = piece_len(&piece);
         let mut o = lock(&self.out);
         if o.shut {
             return SendOutcome::Closing;
@@ -195,32 +197,63 @@ impl Slot {
                     bump(&c.slow_closes, 1);
                     self.wake.notify_one();
                     self.stop.notify_one();
+                    self.room.notify_waiters();
                     return SendOutcome::Closing;
                 }
             }
         }
         let was_empty = o.bytes == 0;
-        match piece {
-            Piece::Encoded(b) if b.len() < INLINE_MAX => {
-                if o.tail.capacity() == 0 {
-                    o.tail.reserve(TAIL_START);
-                }
-                o.tail.extend_from_slice(b);
-            }
-            Piece::Encoded(b) => {
-                o.seal_tail();
-                o.items.push_back(Item::Encoded(b.clone()));
-            }
-            #[cfg(feature = "deflate")]
-            Piece::Message(op, p, _) => {
-                o.seal_tail();
-                o.items.push_back(Item::Message(op, p.clone()));
-            }
-        }
-        o.bytes += len;
+        o.queue(piece, len);
         drop(o);
         // The caller counts the delivery (once per broadcast, not once
         // per member: shared counters are contended).
+        if was_empty {
+            self.wake.notify_one();
+        }
+        SendOutcome::Queued
+    }
+
+    /// Queues `piece` (of `len` bytes) once it fits under `max`, waiting
+    /// for the writer to make room (a piece bigger than `max` goes when
+    /// the queue is empty): for what a member must not lose and may wait
+    /// for, its own replay. `Closing` when the connection shuts first.
+    pub(crate) async fn push_wait(&self, piece: Piece<'_>, max: usize) -> SendOutcome {
+        let len = piece_len(&piece);
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut o = lock(&self.out);
+                if o.shut {
+                    return SendOutcome::Closing;
+                }
+                let used = o.bytes + o.in_flight;
+                if used + len <= max || used == 0 {
+                    let was_empty = o.bytes == 0;
+                    o.queue(piece, len);
+                    drop(o);
+                    if was_empty {
+                        self.wake.notify_one();
+                    }
+                    return SendOutcome::Queued;
+                }
+                o.wants_room = true;
+            }
+            room.await;
+        }
+    }
+
+    /// Queues a notice of the hub's own (a room's reset, a join's
+    /// hand-off) whatever the bound: notices are few and never dropped.
+    pub(crate) fn push_notice(&self, frame: &Bytes) -> SendOutcome {
+        let mut o = lock(&self.out);
+        if o.shut {
+            return SendOutcome::Closing;
+        }
+        let was_empty = o.bytes == 0;
+        o.queue(Piece::Encoded(frame), frame.len());
+        drop(o);
         if was_empty {
             self.wake.notify_one();
         }
@@ -251,6 +284,7 @@ impl Slot {
         o.shut = true;
         drop(o);
         self.wake.notify_one();
+        self.room.notify_waiters();
     }
 
     /// Stops the writer (unregistered).
@@ -268,6 +302,7 @@ impl Slot {
         drop(o);
         self.wake.notify_one();
         self.stop.notify_one();
+        self.room.notify_waiters();
         self.closed.send_replace(true);
     }
 
@@ -300,7 +335,38 @@ enum Step {
     Done,
 }
 
+/// What `piece` counts against the queue bound.
+fn piece_len(piece: &Piece<'_>) -> usize {
+    match piece {
+        Piece::Encoded(b) => b.len(),
+        #[cfg(feature = "deflate")]
+        Piece::Message(_, _, len) => *len,
+    }
+}
+
 impl Out {
+    /// Appends `piece` (of `len` bytes) after everything queued.
+    fn queue(&mut self, piece: Piece<'_>, len: usize) {
+        match piece {
+            Piece::Encoded(b) if b.len() < INLINE_MAX => {
+                if self.tail.capacity() == 0 {
+                    self.tail.reserve(TAIL_START);
+                }
+                self.tail.extend_from_slice(b);
+            }
+            Piece::Encoded(b) => {
+                self.seal_tail();
+                self.items.push_back(Item::Encoded(b.clone()));
+            }
+            #[cfg(feature = "deflate")]
+            Piece::Message(op, p, _) => {
+                self.seal_tail();
+                self.items.push_back(Item::Message(op, p.clone()));
+            }
+        }
+        self.bytes += len;
+    }
+
     /// Moves the tail into an item, so that what is queued next goes
     /// after it.
     fn seal_tail(&mut self) {
@@ -319,6 +385,10 @@ impl Slot {
     fn next_step(&self, fed: usize, batch: &mut VecDeque<Item>, tail: &mut BytesMut) -> Step {
         let mut o = lock(&self.out);
         o.in_flight = o.in_flight.saturating_sub(fed);
+        if o.wants_room && (fed > 0 || o.shut) {
+            o.wants_room = false;
+            self.room.notify_waiters();
+        }
         if o.done {
             return Step::Done;
         }

@@ -6,10 +6,32 @@
 //! | client sends | the server does |
 //! |---|---|
 //! | `{"type":"join","room":R}` | joins R; answers `{"type":"presence","room":R,"content":[online list]}`; the room gets `{"type":"join","room":R,"from":USER}` if USER is new there |
+//! | `{"type":"join","room":R,"since":ID}` | (a room with history) joins R with every message after `ID` first, then `{"type":"joined",...}`, then live; see below |
+//! | `{"type":"join","room":R,"history":N}` | (a room with history) joins R with its last N messages first (N capped by [`HistoryConfig::max_join_history`](super::HistoryConfig::max_join_history)) |
 //! | `{"type":"leave","room":R}` | leaves R; the room gets `{"type":"leave",...}` when USER's last connection left |
 //! | `{"type":"message","room":R,"content":C}` | sends `{"type":"message","room":R,"from":USER,"content":C}` to every member of R, the sender included |
 //! | `{"type":"broadcast","content":C}` | sends `{"type":"broadcast","from":USER,"content":C}` to every connection |
 //! | `{"type":"ping"}` | answers `{"type":"pong"}` |
+//!
+//! ## Rooms with history ([`HubConfig::history`](super::HubConfig::history))
+//!
+//! Every `message` in such a room is stored before it is delivered and
+//! carries its position: `"id":"<epoch hex>-<offset>"` (the same form as
+//! the SSE manager's ids). A join into it, with or without `since` /
+//! `history`, is answered, after what it replays and before any live
+//! message, with
+//! `{"type":"joined","room":R,"content":{"recovered":true,"replayed":N,"top":ID}}`:
+//! the client keeps `top` (then each message's `id`) as its last
+//! position, and after a reconnect joins with `"since"` set to it. When
+//! the history cannot give what was missed (it was evicted or expired,
+//! the epoch changed after a flush, more was missed than the replay
+//! limit, the id is from another room or ahead of the room, or it is not
+//! an id at all) the client gets, before anything else of that room,
+//! `{"type":"reset","room":R,"content":{"reason":"evicted","missed":N,"top":ID}}`
+//! (`reason`: `epoch-changed`, `evicted`, `over-limit`, `ahead`,
+//! `invalid-id`, `lost`; `missed` when known) and `recovered` is `false`:
+//! never a partial replay passed off as complete. A reset can also come
+//! while live, when the room's history was lost under it.
 //!
 //! `from` is always the connection's user, never what the client claims.
 //! Bad JSON, an unknown type, a missing room, or a rate-limited message is
@@ -21,7 +43,7 @@
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Hub, HubConfig, Inbound, Meta, PresenceEvent, PresenceInfo, PresenceKind};
+use super::{Hub, HubConfig, Inbound, JoinFrom, Meta, PresenceEvent, PresenceInfo, PresenceKind};
 use crate::ws::{Conn, Message};
 use crate::Error;
 
@@ -40,6 +62,11 @@ pub struct Envelope {
     pub content: Option<Value>,
     /// RFC 3339, set by the server.
     pub timestamp: Option<String>,
+    /// A join's resume position: every message after it (a room with
+    /// history).
+    pub since: Option<String>,
+    /// A join's request for the last N messages (a room with history).
+    pub history: Option<u64>,
 }
 
 impl Envelope {
@@ -73,12 +100,15 @@ impl Envelope {
         opt("from", self.from.clone().map(Value::String));
         opt("content", self.content.clone());
         opt("timestamp", self.timestamp.clone().map(Value::String));
+        opt("since", self.since.clone().map(Value::String));
+        opt("history", self.history.map(Value::from));
         Value::Object(m)
     }
 
     /// Parses one envelope: a JSON object with a string `type`; `room`,
-    /// `from` and `timestamp`, when present, strings. The error is a
-    /// reason for the client.
+    /// `from`, `timestamp` and `since`, when present, strings; `history`,
+    /// when present, a non-negative integer. The error is a reason for the
+    /// client.
     pub fn parse(json: &[u8]) -> Result<Envelope, String> {
         let v: Value = serde_json::from_slice(json).map_err(|e| format!("invalid JSON: {e}"))?;
         let Value::Object(mut m) = v else {
@@ -92,11 +122,24 @@ impl Envelope {
             }
         };
         let kind = string("type")?.ok_or("missing \"type\"")?;
+        let room = string("room")?;
+        let from = string("from")?;
+        let timestamp = string("timestamp")?;
+        let since = string("since")?;
+        let history = match m.remove("history") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or("\"history\" must be a non-negative integer")?,
+            ),
+        };
         Ok(Envelope {
             kind,
-            room: string("room")?,
-            from: string("from")?,
-            timestamp: string("timestamp")?,
+            room,
+            from,
+            timestamp,
+            since,
+            history,
             content: m.remove("content"),
         })
     }
@@ -127,17 +170,21 @@ pub fn presence_message(ev: &PresenceEvent) -> Option<Message> {
         kind: kind.into(),
         room: Some(ev.room.clone()),
         from: Some(ev.user.clone()),
-        content: None,
         timestamp: Some(super::rfc3339(ev.at_ms)),
+        ..Envelope::default()
     };
     Some(e.to_message())
 }
 
-/// `config` with the protocol's presence announcements and missed-message
-/// notices (`{"type":"missed","content":N}`).
+/// `config` with the protocol's presence announcements, missed-message
+/// notices (`{"type":"missed","content":N}`) and, for rooms with history,
+/// each message's `"id"` ([`stamp_json_id`](super::stamp_json_id)) and
+/// the `reset` / `joined` notices ([`notice_message`](super::notice_message)).
 pub fn configure(config: HubConfig) -> HubConfig {
     config
         .presence_format(presence_message)
+        .stamp(super::stamp_json_id)
+        .room_notice(super::notice_message)
         .missed_message(|n| {
             Envelope {
                 content: Some(Value::from(n)),
@@ -199,7 +246,15 @@ async fn handle(hub: &Hub, id: super::ConnId, user: &str, msg: &Message) -> Opti
                 Ok(r) => r,
                 Err(e) => return Some(Envelope::error(e)),
             };
-            if let Err(e) = hub.join(id, &room).await {
+            let from = match (env.since.as_deref(), env.history) {
+                (Some(s), _) => match crate::pubsub::Position::parse(s) {
+                    Ok(p) => JoinFrom::Since(p),
+                    Err(_) => JoinFrom::Invalid,
+                },
+                (None, Some(n)) => JoinFrom::History(usize::try_from(n).unwrap_or(usize::MAX)),
+                (None, None) => JoinFrom::Live,
+            };
+            if let Err(e) = hub.join_with(id, &room, from).await {
                 return Some(Envelope::error(e.to_string()));
             }
             let online = hub.online(&room).await;

@@ -80,12 +80,16 @@ mod config;
 mod conn;
 #[cfg(feature = "serde")]
 pub mod envelope;
+mod feed;
+mod history;
+mod log;
 mod outgoing;
 mod presence;
 mod rate;
 #[cfg(feature = "redis")]
 mod redis;
 mod registration;
+mod resume;
 mod rooms;
 mod send;
 mod stats;
@@ -104,6 +108,10 @@ pub use config::{
     HubConfig, MissedFormat, PresenceFormat, SlowPolicy, RATE_LIMIT_CLOSE, SLOW_CONSUMER_CLOSE,
 };
 pub use conn::{ConnId, Meta, SendOutcome};
+pub use history::{
+    notice_message, stamp_json_id, HistoryConfig, JoinFrom, Joined, NoticeFormat, Resume,
+    RoomFilter, RoomNotice, StampFormat,
+};
 pub use presence::{PresenceEvent, PresenceInfo, PresenceKind};
 pub use rate::{Inbound, RateLimit, RateLimiter};
 #[cfg(feature = "redis")]
@@ -141,6 +149,15 @@ pub enum HubError {
     /// [`Hub::send_encoded`] was given frames the connection cannot take
     /// (a reserved bit set, or a compressed frame it cannot share).
     InvalidFrames(String),
+    /// The store or bus failed (a room with history stores every message
+    /// before it is delivered: this one was not delivered).
+    Backend(String),
+    /// [`Hub::publish`] or [`Hub::history`] on a room without history.
+    NoHistory,
+    /// A join could not catch up with its room (the connection reads
+    /// slower than the room is written): it was closed with 1013, to
+    /// resume later.
+    CannotCatchUp,
 }
 
 impl fmt::Display for HubError {
@@ -151,6 +168,9 @@ impl fmt::Display for HubError {
             HubError::TooManyRooms { limit } => write!(f, "already in {limit} rooms"),
             HubError::NotInRoom => f.write_str("not in that room"),
             HubError::InvalidFrames(why) => write!(f, "invalid frames: {why}"),
+            HubError::Backend(why) => write!(f, "backend error: {why}"),
+            HubError::NoHistory => f.write_str("the room keeps no history"),
+            HubError::CannotCatchUp => f.write_str("could not catch up with the room"),
         }
     }
 }
@@ -200,6 +220,8 @@ pub(crate) struct Inner {
     rooms: RwLock<HashMap<Arc<str>, Room>>,
     counters: Counters,
     cluster: OnceLock<Cluster>,
+    /// The store and bus (the rooms with history, the other instances).
+    log: OnceLock<Arc<dyn log::Log>>,
     backend: OnceLock<Backend>,
     /// The fan-out queue ([`HubConfig::batch_broadcasts`]).
     batch: Option<Arc<batch::Batcher>>,
@@ -248,9 +270,23 @@ impl fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// A hub for one node (no bus, presence in memory).
+    /// A hub for one node (no bus, presence in memory). With
+    /// [`HubConfig::history`] its rooms' histories are kept in memory (a
+    /// [`MemoryStore`](crate::pubsub::MemoryStore) bounded by
+    /// [`HistoryConfig::size`] and [`HistoryConfig::ttl`]).
     pub fn new(config: HubConfig) -> Hub {
-        Hub::with_instance(config, "local")
+        let history = config.history.clone();
+        let hub = Hub::with_instance(config, "local");
+        if let Some(h) = history {
+            let store = crate::pubsub::MemoryStore::new(
+                crate::pubsub::MemoryConfig::default()
+                    .max_publications(h.size)
+                    .ttl(h.ttl),
+            );
+            let pair = log::Pair::new(Arc::new(store), Arc::new(crate::pubsub::MemoryBus::new()));
+            let _ = hub.inner.log.set(Arc::new(pair));
+        }
+        hub
     }
 
     fn with_instance(config: HubConfig, instance: &str) -> Hub {
@@ -266,6 +302,7 @@ impl Hub {
                 rooms: RwLock::new(HashMap::new()),
                 counters: Counters::default(),
                 cluster: OnceLock::new(),
+                log: OnceLock::new(),
                 backend: OnceLock::new(),
                 batch,
             }),
@@ -279,7 +316,9 @@ impl Hub {
     /// names this instance (a random suffix is added, so a restarted
     /// instance is never mistaken for its previous life). Presence stays
     /// per instance; see [`with_redis`](Self::with_redis) for shared
-    /// presence. Must be called within a tokio runtime.
+    /// presence. The rooms with history ([`HubConfig::history`]) keep it
+    /// in `store` (its own bounds apply), channel `hub.log.<room>`. Must be
+    /// called within a tokio runtime.
     pub async fn with_bus<S: Store, B: Bus>(
         config: HubConfig,
         instance: &str,
@@ -288,14 +327,21 @@ impl Hub {
     ) -> Result<Hub, PubSubError> {
         let id = format!("{instance}-{:016x}", rand::random::<u64>());
         let hub = Hub::with_instance(config, &id);
-        let cluster = Cluster::start(&hub, store, bus).await?;
+        let pair: Arc<dyn log::Log> = Arc::new(log::Pair::new(store, bus));
+        let _ = hub.inner.log.set(pair.clone());
+        let cluster = Cluster::start(&hub, pair).await?;
         let _ = hub.inner.cluster.set(cluster);
         Ok(hub)
     }
 
     /// [`with_bus`](Self::with_bus) over Redis
     /// ([`pubsub::redis::connect`](crate::pubsub::redis::connect)), with
-    /// presence shared through Redis under `lease`.
+    /// presence shared through Redis under `lease`. The hub's keys and
+    /// channels are under `<prefix>:hub` (`redis.prefix`), apart from
+    /// those of an SSE manager on the same Redis and prefix: a manager's
+    /// channel named like a room is another channel. With
+    /// [`HubConfig::history`] the streams keep [`HistoryConfig::size`]
+    /// messages for [`HistoryConfig::ttl`].
     #[cfg(feature = "redis")]
     pub async fn with_redis(
         config: HubConfig,
@@ -303,7 +349,13 @@ impl Hub {
         redis: crate::pubsub::redis::RedisConfig,
         lease: PresenceLease,
     ) -> Result<Hub, PubSubError> {
-        let (store, bus) = crate::pubsub::redis::connect(redis.clone()).await?;
+        let mut rc = redis.clone();
+        rc.prefix = format!("{}:hub", redis.prefix);
+        if let Some(h) = &config.history {
+            rc.history_size = h.size;
+            rc.history_ttl = h.ttl;
+        }
+        let (store, bus) = crate::pubsub::redis::connect(rc).await?;
         let hub = Hub::with_bus(config, instance, Arc::new(store), Arc::new(bus)).await?;
         let p = RedisPresence::start(&hub, &redis, lease).await?;
         let _ = hub.inner.backend.set(Backend::Redis(p));

@@ -8,6 +8,8 @@ use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 use tokio::task::AbortHandle;
 
 use super::conn::{ConnId, Slot};
+use super::feed::Feed;
+use super::history::{JoinFrom, Joined};
 use super::presence::{merge, LocalPresence, PresenceEvent, PresenceInfo, PresenceKind};
 use super::stats::bump;
 use super::time::now_ms;
@@ -17,10 +19,28 @@ use crate::pubsub::ChannelName;
 /// One room's local state.
 #[derive(Default)]
 pub(crate) struct Room {
+    /// Live members: what the room delivers goes to each of them.
     pub(crate) members: HashMap<ConnId, Arc<Slot>>,
+    /// Members of a room with history that are not live yet (their replay
+    /// is running, or their hand-off waits for the feed): see `resume.rs`.
+    pub(crate) joining: HashMap<ConnId, Arc<Slot>>,
     pub(crate) users: HashMap<Arc<str>, LocalPresence>,
     /// The bus subscription's task, when the hub has a bus.
     pub(crate) pump: Option<AbortHandle>,
+    /// The stored messages' feed, for a room with history.
+    pub(crate) feed: Option<Arc<Feed>>,
+}
+
+impl Room {
+    /// Local members, live or joining.
+    pub(crate) fn len(&self) -> usize {
+        self.members.len() + self.joining.len()
+    }
+
+    /// Whether `id` is a member (live or joining).
+    pub(crate) fn has(&self, id: ConnId) -> bool {
+        self.members.contains_key(&id) || self.joining.contains_key(&id)
+    }
 }
 
 /// The bus channel of `room` (which also validates the name).
@@ -36,12 +56,18 @@ pub(crate) fn room_channel(room: &str) -> Result<ChannelName, HubError> {
     ChannelName::new(&format!("hub.room.{room}")).map_err(|e| HubError::InvalidRoom(e.to_string()))
 }
 
+/// The channel of `room`'s stored messages (a room with history).
+pub(crate) fn log_channel(room: &str) -> Result<ChannelName, HubError> {
+    room_channel(room)?;
+    ChannelName::new(&format!("hub.log.{room}")).map_err(|e| HubError::InvalidRoom(e.to_string()))
+}
+
 /// What a join or leave changed locally.
-struct Change {
+pub(crate) struct Change {
     /// The user's first (join) or last (leave) local connection in the room.
     user_edge: bool,
     /// The room's first (join) or last (leave) local member.
-    room_edge: bool,
+    pub(crate) room_edge: bool,
     conns: u32,
     joined_at_ms: u64,
 }
@@ -51,7 +77,7 @@ impl Hub {
         self.inner.rooms.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn rooms_mut(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Room>> {
+    pub(crate) fn rooms_mut(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Room>> {
         self.inner.rooms.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -60,62 +86,120 @@ impl Hub {
     /// it is the user's first connection there and the user is new to the
     /// room on every instance, a join is announced to the room's other
     /// members. Joining a room twice is a no-op. Returns whether this was
-    /// the user's presence join.
+    /// the user's presence join. In a room with history this is
+    /// [`join_with`](Self::join_with) from [`JoinFrom::Live`].
     pub async fn join(&self, id: ConnId, room: &str) -> Result<bool, HubError> {
-        let channel = room_channel(room)?;
-        let slot = self
-            .conns()
-            .get(&id)
-            .cloned()
-            .ok_or(HubError::UnknownConnection(id))?;
-        let change = {
-            let mut rooms_of = slot.rooms();
-            // unregister marks the slot done before it takes its rooms.
-            if slot.is_done() {
-                return Err(HubError::UnknownConnection(id));
-            }
-            if rooms_of.iter().any(|r| &**r == room) {
-                return Ok(false);
-            }
-            let limit = self.inner.config.max_rooms_per_conn;
-            if rooms_of.len() >= limit {
-                return Err(HubError::TooManyRooms { limit });
-            }
-            let name: Arc<str> = room.into();
-            rooms_of.push(name.clone());
-            let mut rooms = self.rooms_mut();
-            let room_edge = !rooms.contains_key(room);
-            let r = rooms.entry(name).or_default();
-            r.members.insert(id, slot.clone());
-            let p = r.users.entry(slot.user.clone()).or_insert(LocalPresence {
-                conns: 0,
-                joined_at_ms: now_ms(),
+        Ok(self.join_with(id, room, JoinFrom::Live).await?.presence)
+    }
+
+    /// [`join`](Self::join), and in a room with history
+    /// ([`HubConfig::history`](super::HubConfig::history)) what the member
+    /// asks for before live messages: what it missed since a position, or
+    /// the last N messages. The replay goes into the connection's queue
+    /// (waiting for room: a replay is never dropped), followed by a
+    /// [`RoomNotice::Joined`](super::RoomNotice::Joined) notice, followed
+    /// by the live messages, with none lost and none repeated at the
+    /// hand-off. When the history cannot give what was missed the member
+    /// is sent a [`RoomNotice::Reset`](super::RoomNotice::Reset) first,
+    /// never a partial replay. In a room without history `from` is
+    /// ignored. Cancel-safe: a join whose caller is dropped completes (in
+    /// a task of its own) or is undone.
+    pub async fn join_with(
+        &self,
+        id: ConnId,
+        room: &str,
+        from: JoinFrom,
+    ) -> Result<Joined, HubError> {
+        if !self.has_history(room) {
+            let presence = self.join_plain(id, room).await?;
+            return Ok(Joined {
+                presence,
+                resume: None,
             });
-            p.conns += 1;
-            Change {
-                user_edge: p.conns == 1,
-                room_edge,
-                conns: p.conns,
-                joined_at_ms: p.joined_at_ms,
+        }
+        let hub = self.clone();
+        let room = room.to_owned();
+        let task = tokio::spawn(async move { hub.join_history(id, &room, from).await });
+        task.await
+            .unwrap_or_else(|e| Err(HubError::Backend(format!("join task: {e}"))))
+    }
+
+    /// Records `slot` in `room` (live, or joining in a room with
+    /// history): `None` when it is in the room already.
+    pub(crate) fn enter(
+        &self,
+        slot: &Arc<Slot>,
+        room: &str,
+        feed: Option<&dyn Fn() -> Arc<Feed>>,
+    ) -> Result<Option<Change>, HubError> {
+        let mut rooms_of = slot.rooms();
+        // unregister marks the slot done before it takes its rooms.
+        if slot.is_done() {
+            return Err(HubError::UnknownConnection(slot.id));
+        }
+        if rooms_of.iter().any(|r| &**r == room) {
+            return Ok(None);
+        }
+        let limit = self.inner.config.max_rooms_per_conn;
+        if rooms_of.len() >= limit {
+            return Err(HubError::TooManyRooms { limit });
+        }
+        let name: Arc<str> = room.into();
+        rooms_of.push(name.clone());
+        let mut rooms = self.rooms_mut();
+        let room_edge = !rooms.contains_key(room);
+        let r = rooms.entry(name).or_default();
+        match feed {
+            None => {
+                r.members.insert(slot.id, slot.clone());
             }
-        };
-        if change.room_edge {
-            if let Some(c) = self.inner.cluster.get() {
-                c.watch_room(self, room, channel).await;
+            Some(make) => {
+                r.feed.get_or_insert_with(make);
+                r.joining.insert(slot.id, slot.clone());
             }
         }
+        let p = r.users.entry(slot.user.clone()).or_insert(LocalPresence {
+            conns: 0,
+            joined_at_ms: now_ms(),
+        });
+        p.conns += 1;
+        Ok(Some(Change {
+            user_edge: p.conns == 1,
+            room_edge,
+            conns: p.conns,
+            joined_at_ms: p.joined_at_ms,
+        }))
+    }
+
+    /// The presence half of a join: records the user's presence and
+    /// announces it when the user is new to the room everywhere.
+    pub(crate) async fn presence_join(&self, slot: &Slot, room: &str, change: &Change) -> bool {
         if !change.user_edge {
-            return Ok(false);
+            return false;
         }
         let new = self
             .backend()
             .join(room, &slot.user, change.conns, change.joined_at_ms)
             .await;
         if new {
-            self.announce(PresenceKind::Join, room, &slot.user, Some(id))
+            self.announce(PresenceKind::Join, room, &slot.user, Some(slot.id))
                 .await;
         }
-        Ok(new)
+        new
+    }
+
+    async fn join_plain(&self, id: ConnId, room: &str) -> Result<bool, HubError> {
+        let channel = room_channel(room)?;
+        let slot = self.slot(id)?;
+        let Some(change) = self.enter(&slot, room, None)? else {
+            return Ok(false);
+        };
+        if change.room_edge {
+            if let Some(c) = self.inner.cluster.get() {
+                c.watch_room(self, room, channel).await;
+            }
+        }
+        Ok(self.presence_join(&slot, room, &change).await)
     }
 
     /// Removes a connection from `room`; a leave is announced when it was
@@ -144,6 +228,11 @@ impl Hub {
                 return;
             };
             r.members.remove(&slot.id);
+            if r.joining.remove(&slot.id).is_some() {
+                if let Some(f) = &r.feed {
+                    f.forget(slot.id);
+                }
+            }
             let mut user_edge = false;
             if let Some(p) = r.users.get_mut(&slot.user) {
                 p.conns = p.conns.saturating_sub(1);
@@ -152,11 +241,14 @@ impl Hub {
                     user_edge = true;
                 }
             }
-            let room_edge = r.members.is_empty();
+            let room_edge = r.len() == 0;
             if room_edge {
                 if let Some(r) = rooms.remove(room) {
                     if let Some(p) = r.pump {
                         p.abort();
+                    }
+                    if let Some(f) = r.feed {
+                        f.stop();
                     }
                 }
             }
@@ -220,7 +312,7 @@ impl Hub {
             at_ms: now_ms(),
         };
         if let Some(msg) = format(&ev) {
-            let _ = self.broadcast(room, &msg, except).await;
+            let _ = self.broadcast_unstored(room, &msg, except).await;
         }
     }
 
@@ -238,6 +330,7 @@ impl Hub {
                         let last_seen_ms = r
                             .members
                             .values()
+                            .chain(r.joining.values())
                             .filter(|s| s.user == *user)
                             .map(|s| s.last_seen_ms.load(Ordering::Relaxed))
                             .max()
@@ -263,9 +356,9 @@ impl Hub {
         self.rooms().keys().map(|r| r.to_string()).collect()
     }
 
-    /// How many local members `room` has.
+    /// How many local members `room` has (live, or catching up).
     pub fn room_size(&self, room: &str) -> usize {
-        self.rooms().get(room).map_or(0, |r| r.members.len())
+        self.rooms().get(room).map_or(0, Room::len)
     }
 
     /// Records that every local member of `room` missed `n` frames.

@@ -138,7 +138,32 @@ impl Hub {
     /// when it was called). Waits only when the bus publisher is full, or
     /// (batched) the hub's queue is over [`BATCH_MAX_PENDING`](super::BATCH_MAX_PENDING):
     /// backpressure on the sender, never on the recipients.
+    ///
+    /// In a room with history this is [`publish`](Self::publish) (stored
+    /// first, then delivered by the room's feed), and returns the room's
+    /// local size when the message was stored.
     pub async fn broadcast(
+        &self,
+        room: &str,
+        msg: &Message,
+        except: Option<ConnId>,
+    ) -> Result<usize, HubError> {
+        if self.has_history(room) {
+            self.publish(room, msg, except).await?;
+            let rooms = self.rooms();
+            return Ok(rooms.get(room).map_or(0, |r| {
+                let me = except.is_some_and(|e| r.has(e));
+                r.len() - usize::from(me)
+            }));
+        }
+        self.broadcast_unstored(room, msg, except).await
+    }
+
+    /// [`broadcast`](Self::broadcast) without the history: delivered now
+    /// to the live members, and to the other instances (presence
+    /// announcements in rooms with history go this way: they are not
+    /// stored).
+    pub(crate) async fn broadcast_unstored(
         &self,
         room: &str,
         msg: &Message,

@@ -46,6 +46,10 @@ pub struct HubStats {
     /// `deflate`): one per message per distinct window among the members
     /// that share one, however many they are.
     pub broadcast_compressions: u64,
+    /// Messages stored in a room's history ([`Hub::publish`](super::Hub::publish)).
+    pub history_appends: u64,
+    /// Joins told that what they missed cannot be given (a reset notice).
+    pub resume_resets: u64,
 }
 
 impl HubStats {
@@ -120,6 +124,16 @@ impl HubStats {
                 self.broadcast_compressions,
                 "Compressed encodings made for broadcasts.",
             ),
+            (
+                "history_appends",
+                self.history_appends,
+                "Messages stored in room histories.",
+            ),
+            (
+                "resume_resets",
+                self.resume_resets,
+                "Joins told their missed messages cannot be given.",
+            ),
         ];
         for (name, v, help) in counters {
             let _ = write!(
@@ -147,6 +161,8 @@ pub(crate) struct Counters {
     pub(crate) bus_received: AtomicU64,
     pub(crate) bus_errors: AtomicU64,
     pub(crate) broadcast_compressions: AtomicU64,
+    pub(crate) history_appends: AtomicU64,
+    pub(crate) resume_resets: AtomicU64,
 }
 
 /// Adds `n` to a counter.
@@ -173,6 +189,8 @@ impl Counters {
             bus_published: g(&self.bus_published),
             bus_received: g(&self.bus_received),
             bus_errors: g(&self.bus_errors),
+            history_appends: g(&self.history_appends),
+            resume_resets: g(&self.resume_resets),
             broadcast_compressions: g(&self.broadcast_compressions),
         }
     }

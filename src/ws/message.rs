@@ -136,6 +136,20 @@ impl Message {
         }
     }
 
+    /// The text, if this is a text message.
+    ///
+    /// ```
+    /// use rtwire::ws::Message;
+    /// assert_eq!(Message::text("hi").as_text(), Some("hi"));
+    /// assert_eq!(Message::binary(&b"hi"[..]).as_text(), None);
+    /// ```
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(t) => Some(t.as_str()),
+            Message::Binary(_) => None,
+        }
+    }
+
     /// Whether this is text.
     pub fn is_text(&self) -> bool {
         matches!(self, Message::Text(_))

@@ -44,6 +44,11 @@ pub struct MemoryConfig {
     /// being appended to are dropped. Without it the worst case would be
     /// `max_channels × max_bytes` (10 GiB with the defaults).
     pub max_total_bytes: usize,
+    /// How long a channel's history outlives its last use (append or
+    /// `since`), as the Redis store's `history_ttl`. Default `None`
+    /// (kept until evicted by the bounds above). An expired channel is
+    /// dropped when it is next used, and starts a new epoch.
+    pub ttl: Option<std::time::Duration>,
 }
 
 impl Default for MemoryConfig {
@@ -53,6 +58,7 @@ impl Default for MemoryConfig {
             max_bytes: 1024 * 1024,
             max_channels: 10_000,
             max_total_bytes: 256 * 1024 * 1024,
+            ttl: None,
         }
     }
 }
@@ -79,6 +85,12 @@ impl MemoryConfig {
     /// Sets [`max_total_bytes`](MemoryConfig::max_total_bytes).
     pub fn max_total_bytes(mut self, n: usize) -> Self {
         self.max_total_bytes = n;
+        self
+    }
+
+    /// Sets [`ttl`](MemoryConfig::ttl).
+    pub fn ttl(mut self, t: std::time::Duration) -> Self {
+        self.ttl = Some(t);
         self
     }
 }
@@ -108,6 +120,8 @@ struct History {
     keys: HashMap<String, u64>,
     /// The LRU tick of the last use.
     used: u64,
+    /// When it was last used (for the TTL).
+    used_at: tokio::time::Instant,
 }
 
 impl History {
@@ -119,6 +133,7 @@ impl History {
             bytes: 0,
             keys: HashMap::new(),
             used,
+            used_at: tokio::time::Instant::now(),
         }
     }
 
@@ -202,6 +217,12 @@ struct Inner {
 /// its history) whatever its subscribers: a subscriber resuming from a
 /// position of the dropped history is told [`GapReason::EpochChanged`],
 /// never given wrong publications.
+///
+/// # Expiry
+///
+/// With [`MemoryConfig::ttl`], a channel unused (no `append`, no `since`)
+/// for longer than the TTL is dropped when it is next used, and starts a
+/// new epoch, as a Redis history that expired.
 ///
 /// # Idempotency
 ///
@@ -315,9 +336,19 @@ impl MemoryStore {
     fn touch<'a>(&self, inner: &'a mut Inner, channel: &ChannelName) -> &'a mut History {
         inner.tick += 1;
         let tick = inner.tick;
+        let now = tokio::time::Instant::now();
+        if let (Some(ttl), Some(h)) = (self.config.ttl, inner.channels.get(channel)) {
+            if now.saturating_duration_since(h.used_at) > ttl {
+                let (used, bytes) = (h.used, h.bytes);
+                inner.lru.remove(&used);
+                inner.channels.remove(channel);
+                inner.bytes -= bytes;
+            }
+        }
         if let Some(h) = inner.channels.get_mut(channel) {
             inner.lru.remove(&h.used);
             h.used = tick;
+            h.used_at = now;
         } else {
             while inner.channels.len() >= self.config.max_channels.max(1) {
                 if !evict_lru(inner, None) {
