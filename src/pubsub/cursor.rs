@@ -10,7 +10,8 @@ use super::position::Position;
 /// The hand-off from a replay to live delivery, in both transports:
 ///
 /// 1. the channel's live publications are followed first
-///    ([`Follower`](super::Follower): subscribe, then read the top);
+///    ([`Follower`](super::Follower), which loses nothing published while
+///    it subscribes);
 /// 2. the replay is read from the store, up to the store's top `T`, and
 ///    given to the subscriber; then [`caught_up(T)`](Self::caught_up);
 /// 3. every live publication is checked with [`is_stale`](Self::is_stale)

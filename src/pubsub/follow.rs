@@ -37,10 +37,10 @@ pub enum Followed {
 /// One channel's publications in order, each exactly once, from a bus
 /// subscription and the store behind it.
 ///
-/// [`start`](Self::start) subscribes **first** and then reads the store's
-/// top, so a publication made in between is either at or below that top
-/// (and dropped as a duplicate when the bus delivers it) or after it:
-/// nothing falls between the two. From there on:
+/// [`start`](Self::start) reads the store's top, subscribes, and reads the
+/// top again: what was published between the first read and the
+/// subscription is fetched from the store right away, so it is neither
+/// lost nor held back until the next publication. From there on:
 ///
 /// - a publication with the next offset is yielded;
 /// - an older one is a duplicate (redelivered, or already fetched) and is
@@ -49,7 +49,8 @@ pub enum Followed {
 ///   publications are read with [`Store::since`] and yielded in order;
 /// - a publication of another epoch, [`Delivery::Reset`], or a hole the
 ///   store cannot fill yields [`Followed::Reset`] with the position to
-///   start over from.
+///   start over from: the start of the new history after an epoch change
+///   (whose publications then all follow), else the store's top.
 ///
 /// [`next`](Self::next) is cancel-safe: a heal interrupted by a drop
 /// (inside `tokio::select!`) is taken up again by the next call, so
@@ -90,6 +91,9 @@ pub struct Follower<St> {
     heal_reason: ResetReason,
     /// Publications fetched from the store so far.
     healed: u64,
+    /// A reset taken off the bus whose top is not read yet (kept across a
+    /// cancelled `next`).
+    pending_reset: Option<GapReason>,
 }
 
 impl<St> std::fmt::Debug for Follower<St> {
@@ -102,28 +106,36 @@ impl<St> std::fmt::Debug for Follower<St> {
 }
 
 impl<St: Store> Follower<St> {
-    /// Subscribes to `channel` on `bus`, then reads the store's top: the
-    /// first publication yielded is the one after it. `replay_limit` bounds
-    /// one heal (a hole larger than that is a reset, `OverLimit`).
+    /// Follows `channel`: the first publication yielded is the one after
+    /// the store's top when this is called (see the type's docs).
+    /// `replay_limit` bounds one heal (a hole larger than that is a reset,
+    /// `OverLimit`).
     pub async fn start<B: Bus>(
         store: Arc<St>,
         bus: &B,
         channel: ChannelName,
         replay_limit: usize,
     ) -> Result<Self, PubSubError> {
+        let before = top_of(store.since(&channel, None, 0).await?);
         let sub = bus.subscribe(&channel).await?;
-        let top = top_of(store.since(&channel, None, 0).await?);
-        Ok(Follower {
+        let after = top_of(store.since(&channel, None, 0).await?);
+        let mut f = Follower {
             sub,
             store,
             channel,
             replay_limit,
-            last: Some(top),
+            last: Some(before),
             ready: VecDeque::new(),
             owe_heal: false,
             heal_reason: ResetReason::Lost,
             healed: 0,
-        })
+            pending_reset: None,
+        };
+        if after != before {
+            // Published (or a new history begun) while subscribing.
+            f.owe(ResetReason::Lost);
+        }
+        Ok(f)
     }
 
     /// The channel.
@@ -149,6 +161,26 @@ impl<St: Store> Follower<St> {
             if let Some(f) = self.ready.pop_front() {
                 return f;
             }
+            if let Some(reason) = self.pending_reset {
+                let top = self.top().await;
+                self.pending_reset = None;
+                // After a lost history the bus goes on with the new one
+                // from its start (the Redis bus does), and so does the
+                // follower: what the bus delivered of it before the top
+                // was read is fetched, nothing of it is skipped.
+                let start = match (reason, top) {
+                    (GapReason::EpochChanged, Some(t)) => {
+                        self.owe(ResetReason::Lost);
+                        Some(Position::new(t.epoch, 0))
+                    }
+                    _ => top,
+                };
+                self.last = start;
+                return Followed::Reset {
+                    reason: ResetReason::Gap(reason),
+                    top: start,
+                };
+            }
             if self.owe_heal {
                 self.heal().await;
                 continue;
@@ -163,14 +195,7 @@ impl<St: Store> Follower<St> {
                     }
                 }
                 Delivery::Lagged { .. } => self.owe(ResetReason::Lost),
-                Delivery::Reset { reason } => {
-                    let top = self.top().await;
-                    self.last = top;
-                    return Followed::Reset {
-                        reason: ResetReason::Gap(reason),
-                        top,
-                    };
-                }
+                Delivery::Reset { reason } => self.pending_reset = Some(reason),
             }
         }
     }
@@ -182,16 +207,17 @@ impl<St: Store> Follower<St> {
 
     fn on_publication(&mut self, p: Arc<Publication>) -> Option<Followed> {
         let Some(last) = self.last else {
-            // No position to compare with: place this one by the store.
-            self.owe(ResetReason::Lost);
-            return None;
+            // No position since the store failed (everyone was told, with
+            // a reset): start over from this one.
+            self.last = Some(p.position);
+            return Some(Followed::Publication(p));
         };
         if p.position.epoch != last.epoch {
             // A new history: everyone on the old one is told, then the new
             // one is delivered from its start.
             let start = Position::new(p.position.epoch, 0);
             self.last = Some(start);
-            self.owe(ResetReason::Gap(GapReason::EpochChanged));
+            self.owe(ResetReason::Lost);
             return Some(Followed::Reset {
                 reason: ResetReason::Gap(GapReason::EpochChanged),
                 top: Some(start),
