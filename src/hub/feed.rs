@@ -12,6 +12,7 @@
 //! to it (which its replay held) never reach it. That is the hand-off's
 //! dedupe, through the member's [`Cursor`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::OnceCell;
@@ -21,6 +22,7 @@ use super::conn::{ConnId, Slot};
 use super::history::{decode_record, RoomNotice};
 use super::log::Follow;
 use super::outgoing::Outgoing;
+use super::rooms::Ticket;
 use super::stats::bump;
 use super::{Hub, Inner};
 use crate::pubsub::{ChannelName, Cursor, Followed, Position, Publication, ResetReason};
@@ -30,12 +32,17 @@ struct Waiting {
     id: ConnId,
     slot: Arc<Slot>,
     cursor: Cursor,
+    ticket: Ticket,
 }
 
 #[derive(Default)]
 struct State {
     /// The last position the feed delivered (the top when it started).
     delivered: Option<Position>,
+    /// Resets the feed went through: a join that read the store before
+    /// the latest one knows the feed may be on a newer history than its
+    /// read.
+    resets: u64,
     waiting: Vec<Waiting>,
 }
 
@@ -47,6 +54,9 @@ pub(crate) struct Feed {
     pub(crate) started: OnceCell<()>,
     state: Mutex<State>,
     task: Mutex<Option<AbortHandle>>,
+    /// The room is gone: the task must not run (set before a task that
+    /// was being started had its handle stored).
+    stopped: AtomicBool,
 }
 
 /// What a join's hand-off found.
@@ -64,6 +74,7 @@ impl Feed {
             started: OnceCell::new(),
             state: Mutex::new(State::default()),
             task: Mutex::new(None),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -71,8 +82,14 @@ impl Feed {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the feed's task on `follow` (subscribed, at its top).
+    /// Starts the feed's task on `follow` (subscribed, at its top); drops
+    /// `follow` instead (unsubscribing) when the room is gone already.
     pub(crate) fn run(self: &Arc<Self>, hub: &Hub, room: &str, follow: Box<dyn Follow>) {
+        let mut slot = self.task.lock().unwrap_or_else(|p| p.into_inner());
+        if self.stopped.load(Ordering::Acquire) {
+            // The room emptied while its first join started the feed.
+            return;
+        }
         self.lock().delivered = follow.position();
         let task = tokio::spawn(run(
             Arc::downgrade(&hub.inner),
@@ -80,14 +97,22 @@ impl Feed {
             self.clone(),
             follow,
         ));
-        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
+        *slot = Some(task.abort_handle());
     }
 
-    /// The room is gone: the task stops.
+    /// The room is gone: the task stops (now, or as soon as it is started).
     pub(crate) fn stop(&self) {
-        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let mut slot = self.task.lock().unwrap_or_else(|p| p.into_inner());
+        self.stopped.store(true, Ordering::Release);
+        if let Some(t) = slot.take() {
             t.abort();
         }
+    }
+
+    /// How many resets the feed went through (read before a join reads
+    /// the store, compared at its hand-off).
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().resets
     }
 
     /// A member left before its hand-off completed.
@@ -102,16 +127,28 @@ impl Feed {
 
     /// A join's hand-off, with the rooms lock held for writing (so the feed
     /// delivers nothing meanwhile): the member has everything through
-    /// `cursor`. When the feed delivered exactly that far, `go_live` runs
-    /// now; when it delivered less (or is on another history, which its
-    /// next reset settles), the member waits for it; when it delivered
-    /// more, the member must read the store again. `notify` runs first in
-    /// both done cases, before any live message can reach the member.
+    /// `cursor`, read from the store when the feed had been through
+    /// `generation` resets.
+    ///
+    /// - The feed delivered exactly that far: `go_live` runs now.
+    /// - It delivered less, in the same history: the member waits here, and
+    ///   is made live when the feed reaches its cursor.
+    /// - It is on another history and has not reset since the read: it is
+    ///   behind the store (which the read saw), and its next reset settles
+    ///   the member, who waits here too.
+    /// - It delivered more, or reset since the read: [`HandOff::Behind`],
+    ///   the member reads the store again.
+    ///
+    /// `notify` runs first in both done cases, before any live message can
+    /// reach the member.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn hand_off(
         &self,
         id: ConnId,
         slot: &Arc<Slot>,
+        ticket: &Ticket,
         cursor: Cursor,
+        generation: u64,
         notify: impl FnOnce(Option<Position>),
         go_live: impl FnOnce(),
     ) -> HandOff {
@@ -119,6 +156,7 @@ impl Feed {
         let through = cursor.through();
         match (st.delivered, through) {
             (Some(d), Some(t)) if d.epoch == t.epoch && d.offset > t.offset => HandOff::Behind,
+            (Some(d), Some(t)) if d.epoch != t.epoch && st.resets != generation => HandOff::Behind,
             (d, t) => {
                 notify(t.or(d));
                 if t.is_none() || d == t {
@@ -128,6 +166,7 @@ impl Feed {
                         id,
                         slot: slot.clone(),
                         cursor,
+                        ticket: ticket.clone(),
                     });
                 }
                 HandOff::Done
@@ -142,23 +181,26 @@ async fn run(hub: Weak<Inner>, room: Arc<str>, feed: Arc<Feed>, mut follow: Box<
         let f = follow.next().await;
         let Some(inner) = hub.upgrade() else { return };
         let hub = Hub { inner };
-        match f {
+        let alive = match f {
             Followed::Publication(p) => hub.feed_publication(&room, &feed, &p),
             Followed::Reset { reason, top } => hub.feed_reset(&room, &feed, reason, top),
-            _ => return,
+            _ => false,
+        };
+        if !alive {
+            return;
         }
     }
 }
 
 impl Hub {
     /// Delivers one stored message to the room's live members, and to the
-    /// waiting ones it is new to.
-    fn feed_publication(&self, room: &str, feed: &Arc<Feed>, p: &Publication) {
+    /// waiting ones it is new to; `false` when the room (with this feed) is
+    /// gone.
+    fn feed_publication(&self, room: &str, feed: &Arc<Feed>, p: &Publication) -> bool {
         let c = &self.inner.counters;
         let Some(rec) = decode_record(&p.data) else {
             bump(&c.bus_errors, 1);
-            self.feed_moved(room, feed, Some(p.position), None);
-            return;
+            return self.feed_moved(room, feed, Some(p.position), None);
         };
         let mine = rec.instance == self.inner.instance.as_bytes();
         if !mine {
@@ -169,10 +211,9 @@ impl Hub {
         let mut out = Outgoing::new(&msg);
         let promote = {
             let rooms = self.rooms();
-            let Some(r) = rooms.get(room) else { return };
-            if !r.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, feed)) {
-                return;
-            }
+            let Some(r) = rooms.get(room).filter(|r| r.has_feed(feed)) else {
+                return false;
+            };
             let mut n = 0;
             for (id, slot) in &r.members {
                 if Some(*id) != except && self.offer(slot, &mut out) {
@@ -190,18 +231,26 @@ impl Hub {
                 } else if w.cursor.through() != Some(p.position) {
                     return true;
                 }
-                promote.push(w.id);
+                promote.push((w.id, w.ticket.clone()));
                 false
             });
             bump(&c.deliveries, n);
             promote
         };
         self.promote(room, feed, &promote);
+        true
     }
 
     /// The feed starts over from `top`: every live member is told, and
     /// each waiting one whose cursor does not already cover it.
-    fn feed_reset(&self, room: &str, feed: &Arc<Feed>, reason: ResetReason, top: Option<Position>) {
+    fn feed_reset(
+        &self,
+        room: &str,
+        feed: &Arc<Feed>,
+        reason: ResetReason,
+        top: Option<Position>,
+    ) -> bool {
+        feed.lock().resets += 1;
         let before = feed.delivered();
         let missed = match (before, top) {
             (Some(b), Some(t)) if b.epoch == t.epoch && t.offset > b.offset => {
@@ -215,25 +264,25 @@ impl Hub {
             missed,
             top,
         });
-        self.feed_moved(room, feed, top, notice.as_ref());
+        self.feed_moved(room, feed, top, notice.as_ref())
     }
 
     /// The feed is at `to` now: `notice` (a reset's) goes to every live
     /// member and to the waiting members the reset concerns, and the
-    /// waiting members it reached are made live.
+    /// waiting members it reached are made live. `false` when the room
+    /// (with this feed) is gone.
     fn feed_moved(
         &self,
         room: &str,
         feed: &Arc<Feed>,
         to: Option<Position>,
         notice: Option<&bytes::Bytes>,
-    ) {
+    ) -> bool {
         let promote = {
             let rooms = self.rooms();
-            let Some(r) = rooms.get(room) else { return };
-            if !r.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, feed)) {
-                return;
-            }
+            let Some(r) = rooms.get(room).filter(|r| r.has_feed(feed)) else {
+                return false;
+            };
             if let Some(n) = notice {
                 for slot in r.members.values() {
                     slot.push_notice(n);
@@ -251,27 +300,30 @@ impl Hub {
                 } else if w.cursor.through() != to {
                     return true;
                 }
-                promote.push(w.id);
+                promote.push((w.id, w.ticket.clone()));
                 false
             });
             promote
         };
         self.promote(room, feed, &promote);
+        true
     }
 
-    /// Moves joined members from waiting into the room's live members.
-    fn promote(&self, room: &str, feed: &Arc<Feed>, ids: &[ConnId]) {
-        if ids.is_empty() {
+    /// Moves joined members from waiting into the room's live members
+    /// (each only while its join is the member's current one).
+    fn promote(&self, room: &str, feed: &Arc<Feed>, joins: &[(ConnId, Ticket)]) {
+        if joins.is_empty() {
             return;
         }
         let mut rooms = self.rooms_mut();
-        let Some(r) = rooms.get_mut(room) else { return };
-        if !r.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, feed)) {
+        let Some(r) = rooms.get_mut(room).filter(|r| r.has_feed(feed)) else {
             return;
-        }
-        for id in ids {
-            if let Some(slot) = r.joining.remove(id) {
-                r.members.insert(*id, slot);
+        };
+        for (id, ticket) in joins {
+            if r.holds(*id, ticket) {
+                if let Some(j) = r.joining.remove(id) {
+                    r.members.insert(*id, j.slot);
+                }
             }
         }
     }

@@ -44,6 +44,7 @@ pub type NoticeFormat = Arc<dyn Fn(&RoomNotice<'_>) -> Option<Message> + Send + 
 /// | `ttl` | 1 hour after the room's last message |
 /// | `max_join_history` | 50 |
 /// | `replay_limit` | 10,000 |
+/// | `replay_timeout` | 30 s |
 /// | `rooms` | every room |
 ///
 /// `size` and `ttl` are the store's bounds: the hub's own in-memory store
@@ -72,6 +73,11 @@ pub struct HistoryConfig {
     /// The most messages one resume ([`JoinFrom::Since`]) replays; a
     /// member that missed more is told [`GapReason::OverLimit`](crate::pubsub::GapReason::OverLimit).
     pub replay_limit: usize,
+    /// How long a join's replay may take (the member reads it at its own
+    /// pace: a replay waits for room in its queue, and fills at most half
+    /// of it); a member that has not caught up by then is closed with
+    /// 1013, to resume later.
+    pub replay_timeout: Duration,
     /// Which rooms keep history (`None`: all). A room without history
     /// costs what it did before history existed: its broadcasts are not
     /// stored and carry no position.
@@ -85,6 +91,7 @@ impl fmt::Debug for HistoryConfig {
             .field("ttl", &self.ttl)
             .field("max_join_history", &self.max_join_history)
             .field("replay_limit", &self.replay_limit)
+            .field("replay_timeout", &self.replay_timeout)
             .field("rooms", &self.rooms.as_ref().map(|_| "filter"))
             .finish()
     }
@@ -97,6 +104,7 @@ impl Default for HistoryConfig {
             ttl: Duration::from_secs(3600),
             max_join_history: 50,
             replay_limit: 10_000,
+            replay_timeout: Duration::from_secs(30),
             rooms: None,
         }
     }
@@ -121,6 +129,11 @@ impl HistoryConfig {
     /// Sets [`replay_limit`](Self::replay_limit).
     pub fn replay_limit(mut self, n: usize) -> Self {
         self.replay_limit = n;
+        self
+    }
+    /// Sets [`replay_timeout`](Self::replay_timeout).
+    pub fn replay_timeout(mut self, t: Duration) -> Self {
+        self.replay_timeout = t;
         self
     }
     /// Sets [`rooms`](Self::rooms).

@@ -78,6 +78,7 @@ mod batch;
 mod cluster;
 mod config;
 mod conn;
+mod drain;
 #[cfg(feature = "serde")]
 pub mod envelope;
 mod feed;
@@ -97,7 +98,7 @@ mod time;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -108,6 +109,7 @@ pub use config::{
     HubConfig, MissedFormat, PresenceFormat, SlowPolicy, RATE_LIMIT_CLOSE, SLOW_CONSUMER_CLOSE,
 };
 pub use conn::{ConnId, Meta, SendOutcome};
+pub use drain::{Drained, DRAIN_CLOSE};
 pub use history::{
     notice_message, stamp_json_id, HistoryConfig, JoinFrom, Joined, NoticeFormat, Resume,
     RoomFilter, RoomNotice, StampFormat,
@@ -225,6 +227,10 @@ pub(crate) struct Inner {
     backend: OnceLock<Backend>,
     /// The fan-out queue ([`HubConfig::batch_broadcasts`]).
     batch: Option<Arc<batch::Batcher>>,
+    /// [`Hub::drain`] was called: new registrations are closed at once.
+    draining: AtomicBool,
+    /// A connection was unregistered (what a drain waits for).
+    drained: tokio::sync::Notify,
 }
 
 impl Drop for Inner {
@@ -305,6 +311,8 @@ impl Hub {
                 log: OnceLock::new(),
                 backend: OnceLock::new(),
                 batch,
+                draining: AtomicBool::new(false),
+                drained: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -408,6 +416,9 @@ impl Hub {
             member_deflate(&write),
         ));
         let closed = slot.subscribe_closed();
+        if self.is_draining() {
+            slot.request_close(DRAIN_CLOSE, "server restarting");
+        }
         self.conns_mut().insert(id, slot.clone());
         bump(&self.inner.counters.connections, 1);
         tokio::spawn(conn::run_writer(self.clone(), slot, write));
@@ -495,9 +506,6 @@ impl Hub {
         for id in ids {
             let _ = self.close(id, CloseCode::GOING_AWAY, "server shutting down");
         }
-        #[cfg(feature = "redis")]
-        if let Backend::Redis(r) = self.backend() {
-            r.release().await;
-        }
+        self.release_presence().await;
     }
 }

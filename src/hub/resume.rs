@@ -20,9 +20,16 @@
 //! Either way the [`RoomNotice::Joined`] notice goes into its queue before
 //! the first live message. When the store cannot give what was missed the
 //! member is sent [`RoomNotice::Reset`] and continues from the store's
-//! top. A member that cannot catch up after [`MAX_ROUNDS`] reads (it reads
-//! slower than the room is written) is closed with 1013, to resume later.
+//! top. A member that cannot catch up after [`MAX_ROUNDS`] reads, or
+//! within [`HistoryConfig::replay_timeout`](super::HistoryConfig::replay_timeout)
+//! (it reads slower than the room is written, or not at all), is closed
+//! with 1013, to resume later.
+//!
+//! Each join holds a ticket (`rooms.rs`): a leave invalidates it, and a
+//! join acts on the room (hand-off, undo after an error) only while its
+//! ticket is the member's current one.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,7 +39,7 @@ use super::feed::{Feed, HandOff};
 use super::history::{decode_record, encode_record, JoinFrom, Joined, Resume, RoomNotice};
 use super::log::Log;
 use super::outgoing::Outgoing;
-use super::rooms::log_channel;
+use super::rooms::{log_channel, Ticket};
 use super::stats::bump;
 use super::{Hub, HubError};
 use crate::pubsub::{ChannelName, Cursor, GapReason, Position, Publication, ResetReason, Since};
@@ -88,8 +95,12 @@ impl Hub {
     /// delivers it (to this instance's members too), with the position
     /// written in by [`HubConfig::stamp`](super::HubConfig::stamp). Returns
     /// its position. Nothing is delivered that was not stored: when the
-    /// store fails the error says so ([`HubError::Backend`]) and no member
-    /// gets it. [`HubError::NoHistory`] for a room without history.
+    /// store fails the error says so ([`HubError::Backend`]). As with
+    /// [`Store::append`](crate::pubsub::Store::append), an error can hide a
+    /// success (a timeout after Redis stored it; an in-process bus that
+    /// failed after the store): the message may then still be delivered,
+    /// so a caller that retries may repeat it. [`HubError::NoHistory`] for
+    /// a room without history.
     pub async fn publish(
         &self,
         room: &str,
@@ -100,10 +111,10 @@ impl Hub {
             return Err(HubError::NoHistory);
         }
         let channel = log_channel(room)?;
-        bump(&self.inner.counters.messages_out, 1);
         let record = encode_record(&self.inner.instance, except, msg);
         match self.log()?.append(channel, record).await {
             Ok(p) => {
+                bump(&self.inner.counters.messages_out, 1);
                 bump(&self.inner.counters.history_appends, 1);
                 Ok(p.position)
             }
@@ -129,8 +140,11 @@ impl Hub {
         }
         let channel = log_channel(room)?;
         let limit = self.history_config().replay_limit;
-        let (pubs, _) = self.recent(&channel, n.min(limit)).await?;
-        Ok(pubs
+        let n = n.min(limit);
+        let (pubs, _) = self.recent(&channel, n).await?;
+        // What was published between the two reads came along: the last n.
+        let skip = pubs.len().saturating_sub(n);
+        Ok(pubs[skip..]
             .iter()
             .filter_map(|p| {
                 let r = decode_record(&p.data)?;
@@ -176,14 +190,22 @@ impl Hub {
         }
     }
 
-    /// Queues `msg` (a replayed message) for `slot`, waiting for room.
-    async fn replay_one(&self, slot: &Slot, msg: &Message) -> Result<(), HubError> {
+    /// Queues `msg` (a replayed message) for `slot`, waiting for room. A
+    /// replay fills at most half the connection's queue, so the member's
+    /// live traffic in its other rooms keeps the other half.
+    async fn replay_one(
+        &self,
+        slot: &Slot,
+        msg: &Message,
+        ticket: &Ticket,
+    ) -> Result<(), HubError> {
+        if !ticket.load(Ordering::Acquire) {
+            return Err(HubError::NotInRoom);
+        }
         let mut out = Outgoing::new(msg);
         let piece = out.piece(slot.deflate, &self.inner.counters);
-        match slot
-            .push_wait(piece, self.inner.config.max_queue_bytes)
-            .await
-        {
+        let budget = (self.inner.config.max_queue_bytes / 2).max(1);
+        match slot.push_wait(piece, budget).await {
             SendOutcome::Queued => {
                 bump(&self.inner.counters.deliveries, 1);
                 Ok(())
@@ -227,7 +249,13 @@ impl Hub {
             .await;
         if let Err(e) = started {
             bump(&self.inner.counters.bus_errors, 1);
-            let _ = self.leave(id, room).await;
+            let ours = change
+                .ticket
+                .as_ref()
+                .is_some_and(|t| self.rooms().get(room).is_some_and(|r| r.holds(id, t)));
+            if ours {
+                let _ = self.leave(id, room).await;
+            }
             return Err(e);
         }
         if change.room_edge {
@@ -238,14 +266,35 @@ impl Hub {
                 c.watch_room(self, room, ch).await;
             }
         }
-        let presence = self.presence_join(&slot, room, &change).await;
-        match self.catch_up(&slot, room, &feed, from).await {
+        let ticket = change
+            .ticket
+            .clone()
+            .expect("a join into a room with history has a ticket");
+        // A member that left meanwhile is not announced.
+        let presence = if ticket.load(Ordering::Acquire) {
+            self.presence_join(&slot, room, &change).await
+        } else {
+            false
+        };
+        let timeout = self.history_config().replay_timeout;
+        let r =
+            tokio::time::timeout(timeout, self.catch_up(&slot, room, &feed, from, &ticket)).await;
+        let r = r.unwrap_or_else(|_| {
+            slot.request_close(CloseCode::TRY_AGAIN_LATER, "cannot catch up with the room");
+            Err(HubError::CannotCatchUp)
+        });
+        match r {
             Ok(resume) => Ok(Joined {
                 presence,
                 resume: Some(resume),
             }),
             Err(e) => {
-                let _ = self.leave(id, room).await;
+                // Undone only while it is still this join's: a later join
+                // (after a leave) is not this one's to undo.
+                let ours = self.rooms().get(room).is_some_and(|r| r.holds(id, &ticket));
+                if ours {
+                    let _ = self.leave(id, room).await;
+                }
                 Err(e)
             }
         }
@@ -258,6 +307,7 @@ impl Hub {
         room: &str,
         feed: &Arc<Feed>,
         from: JoinFrom,
+        ticket: &Ticket,
     ) -> Result<Resume, HubError> {
         let h = self.history_config();
         let log = self.log()?.clone();
@@ -285,8 +335,13 @@ impl Hub {
                 Cursor::at(top)
             }
         };
+        let mut generation = feed.generation();
         for _ in 0..MAX_ROUNDS {
+            if !ticket.load(Ordering::Acquire) {
+                return Err(HubError::NotInRoom);
+            }
             if let Some(after) = cursor.through() {
+                generation = feed.generation();
                 match log
                     .since(channel.clone(), Some(after), h.replay_limit)
                     .await
@@ -299,7 +354,7 @@ impl Hub {
                             }
                             if let Some(rec) = decode_record(&p.data) {
                                 let msg = self.stamp(p.position, &rec.message);
-                                self.replay_one(slot, &msg).await?;
+                                self.replay_one(slot, &msg, ticket).await?;
                                 replayed += 1;
                             }
                             cursor.caught_up(p.position);
@@ -335,14 +390,16 @@ impl Hub {
             let Some(r) = rooms.get_mut(room) else {
                 return Err(HubError::NotInRoom);
             };
-            if !r.joining.contains_key(&slot.id) {
+            if !r.holds(slot.id, ticket) || !r.has_feed(feed) {
                 return Err(HubError::NotInRoom);
             }
             let mut outcome = None;
             let step = feed.hand_off(
                 slot.id,
                 slot,
+                ticket,
                 cursor,
+                generation,
                 |top| {
                     let res = resume(top);
                     if let Some(n) = self.notice(&RoomNotice::Joined { room, resume: &res }) {
@@ -351,8 +408,8 @@ impl Hub {
                     outcome = Some(res);
                 },
                 || {
-                    if let Some(s) = r.joining.remove(&slot.id) {
-                        r.members.insert(slot.id, s);
+                    if let Some(j) = r.joining.remove(&slot.id) {
+                        r.members.insert(slot.id, j.slot);
                     }
                 },
             );

@@ -2,7 +2,7 @@
 //! of joins and leaves.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::task::AbortHandle;
@@ -23,7 +23,7 @@ pub(crate) struct Room {
     pub(crate) members: HashMap<ConnId, Arc<Slot>>,
     /// Members of a room with history that are not live yet (their replay
     /// is running, or their hand-off waits for the feed): see `resume.rs`.
-    pub(crate) joining: HashMap<ConnId, Arc<Slot>>,
+    pub(crate) joining: HashMap<ConnId, Joining>,
     pub(crate) users: HashMap<Arc<str>, LocalPresence>,
     /// The bus subscription's task, when the hub has a bus.
     pub(crate) pump: Option<AbortHandle>,
@@ -31,7 +31,31 @@ pub(crate) struct Room {
     pub(crate) feed: Option<Arc<Feed>>,
 }
 
+/// A member of a room with history on its way in.
+pub(crate) struct Joining {
+    pub(crate) slot: Arc<Slot>,
+    /// This join's ticket: `false` once the member left (or the join was
+    /// abandoned). A join acts on the room only while its ticket is the
+    /// member's current one, so a stale join never undoes a later one.
+    pub(crate) ticket: Ticket,
+}
+
+/// A join's ticket (compared by identity).
+pub(crate) type Ticket = Arc<AtomicBool>;
+
 impl Room {
+    /// Whether `ticket` is `id`'s current join.
+    pub(crate) fn holds(&self, id: ConnId, ticket: &Ticket) -> bool {
+        self.joining
+            .get(&id)
+            .is_some_and(|j| Arc::ptr_eq(&j.ticket, ticket))
+    }
+
+    /// Whether this room's feed is `feed` (not a later room's).
+    pub(crate) fn has_feed(&self, feed: &Arc<Feed>) -> bool {
+        self.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, feed))
+    }
+
     /// Local members, live or joining.
     pub(crate) fn len(&self) -> usize {
         self.members.len() + self.joining.len()
@@ -70,6 +94,8 @@ pub(crate) struct Change {
     pub(crate) room_edge: bool,
     conns: u32,
     joined_at_ms: u64,
+    /// A join into a room with history: its ticket.
+    pub(crate) ticket: Option<Ticket>,
 }
 
 impl Hub {
@@ -149,13 +175,22 @@ impl Hub {
         let mut rooms = self.rooms_mut();
         let room_edge = !rooms.contains_key(room);
         let r = rooms.entry(name).or_default();
+        let mut ticket = None;
         match feed {
             None => {
                 r.members.insert(slot.id, slot.clone());
             }
             Some(make) => {
                 r.feed.get_or_insert_with(make);
-                r.joining.insert(slot.id, slot.clone());
+                let t: Ticket = Arc::new(AtomicBool::new(true));
+                ticket = Some(t.clone());
+                r.joining.insert(
+                    slot.id,
+                    Joining {
+                        slot: slot.clone(),
+                        ticket: t,
+                    },
+                );
             }
         }
         let p = r.users.entry(slot.user.clone()).or_insert(LocalPresence {
@@ -168,6 +203,7 @@ impl Hub {
             room_edge,
             conns: p.conns,
             joined_at_ms: p.joined_at_ms,
+            ticket,
         }))
     }
 
@@ -228,7 +264,8 @@ impl Hub {
                 return;
             };
             r.members.remove(&slot.id);
-            if r.joining.remove(&slot.id).is_some() {
+            if let Some(j) = r.joining.remove(&slot.id) {
+                j.ticket.store(false, Ordering::Release);
                 if let Some(f) = &r.feed {
                     f.forget(slot.id);
                 }
@@ -257,6 +294,7 @@ impl Hub {
                 room_edge,
                 conns: 0,
                 joined_at_ms: 0,
+                ticket: None,
             }
         };
         if change.user_edge
@@ -285,6 +323,7 @@ impl Hub {
         for room in rooms {
             self.leave_slot(&slot, &room).await;
         }
+        self.inner.drained.notify_waiters();
     }
 
     /// Announces a presence change to `room` (on every instance), except
@@ -330,7 +369,7 @@ impl Hub {
                         let last_seen_ms = r
                             .members
                             .values()
-                            .chain(r.joining.values())
+                            .chain(r.joining.values().map(|j| &j.slot))
                             .filter(|s| s.user == *user)
                             .map(|s| s.last_seen_ms.load(Ordering::Relaxed))
                             .max()
