@@ -54,6 +54,8 @@ impl Hub {
     /// position with nothing lost, in the rooms with history
     /// ([`JoinFrom::Since`](super::JoinFrom::Since)).
     ///
+    /// The future is `Send`: it can be spawned.
+    ///
     /// ```no_run
     /// # async fn demo(hub: rtwire::hub::Hub) {
     /// // On SIGTERM:
@@ -65,12 +67,15 @@ impl Hub {
         self.inner.draining.store(true, Ordering::Release);
         let start = tokio::time::Instant::now();
         let mut ids: Vec<ConnId> = self.conns().keys().copied().collect();
-        // Random order: the schedule's offsets are sorted.
-        let mut rng = rand::rng();
-        for i in (1..ids.len()).rev() {
-            ids.swap(i, rng.random_range(0..=i));
-        }
-        let at = schedule(ids.len(), deadline, &mut rng);
+        let at = {
+            // Random order: the schedule's offsets are sorted. (The RNG is
+            // not `Send`: it is dropped before the first await.)
+            let mut rng = rand::rng();
+            for i in (1..ids.len()).rev() {
+                ids.swap(i, rng.random_range(0..=i));
+            }
+            schedule(ids.len(), deadline, &mut rng)
+        };
         let mut closed = 0;
         for (id, offset) in ids.iter().zip(at) {
             tokio::time::sleep_until(start + offset).await;
