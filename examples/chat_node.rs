@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! cargo run --example chat_node --features serde,redis -- \
-//!     --addr 127.0.0.1:0 --redis redis://127.0.0.1:6379/ --id a [--lease-ms 1000 --heartbeat-ms 200]
+//!     --addr 127.0.0.1:0 --redis redis://127.0.0.1:6379/ --id a \
+//!     [--lease-ms 1000 --heartbeat-ms 200] [--rate 20] [--drain-ms 2000]
 //! ```
 //!
 //! Prints `listening ADDR` once it accepts connections; serves
 //! `/chat?user=NAME` (the envelope protocol), `/` (the page) and
-//! `/metrics`.
+//! `/metrics`. On SIGTERM it stops accepting, drains (every connection
+//! closed with 1012 within `--drain-ms`, presence given up), prints
+//! `drained N` and exits.
 //!
 //! (The hub's fan-out benchmark, once a `fanout` mode here, is
 //! `benches/peers/src/bin/hub_fanout.rs`: its server and clients run in two
@@ -41,15 +44,30 @@ async fn main() -> std::io::Result<()> {
     let addr = arg("--addr").unwrap_or_else(|| "127.0.0.1:8090".into());
     let redis = arg("--redis");
     let id = arg("--id").unwrap_or_else(|| "node".into());
-    let lease = ms("--lease-ms").zip(ms("--heartbeat-ms"));
-    let chat = std::sync::Arc::new(
-        chat_routes::Chat::with_lease(redis.as_deref(), &id, arg("--token"), lease).await,
-    );
+    let mut opts = chat_routes::ChatOptions::new(&id);
+    opts.redis_url = redis;
+    opts.token = arg("--token");
+    opts.lease = ms("--lease-ms").zip(ms("--heartbeat-ms"));
+    if let Some(r) = arg("--rate").and_then(|r| r.parse().ok()) {
+        opts.rate = r;
+    }
+    let drain = ms("--drain-ms").unwrap_or(Duration::from_secs(2));
+    let chat = std::sync::Arc::new(chat_routes::Chat::with_options(opts).await);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening {}", listener.local_addr()?);
     std::io::stdout().flush()?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
-        let (mut tcp, _) = listener.accept().await?;
+        let (mut tcp, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = term.recv() => {
+                drop(listener);
+                let d = chat.drain(drain).await;
+                println!("drained {} left {}", d.closed, d.left);
+                std::io::stdout().flush()?;
+                return Ok(());
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let chat = chat.clone();
         tokio::spawn(async move {

@@ -9,22 +9,13 @@
 //! Needs `redis-server` on the `PATH` (`scripts/test.sh` installs it).
 #![cfg(all(feature = "redis", feature = "serde"))]
 
-mod example_support;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+mod hub_support;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message as TMsg;
+use hub_support::redis_support::RedisServer;
+use hub_support::{client as connect, recv, recv_kind, send, Node, Ws};
+use serde_json::json;
 
-mod redis_support;
-use redis_support::RedisServer;
-
-const STUCK: Duration = Duration::from_secs(20);
 /// The nodes' presence lease: a dead node's users must leave within
 /// `LEASE + HEARTBEAT` (plus a Redis round trip and the bus delivery, for
 /// which the test allows `SLACK`).
@@ -32,84 +23,16 @@ const LEASE: Duration = Duration::from_millis(1000);
 const HEARTBEAT: Duration = Duration::from_millis(200);
 const SLACK: Duration = Duration::from_millis(1500);
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
-/// The `chat_node` example, (re)built once per run with this test's
-/// profile (see `tests/pubsub_multiprocess.rs` for why).
-fn node_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| example_support::build_example("chat_node", "redis,serde"))
-}
-
-/// A running node, killed (SIGKILL) on drop.
-struct Node {
-    child: Child,
-    addr: String,
-}
-
-impl Node {
-    fn start(redis: &RedisServer, id: &str) -> Node {
-        let mut child = Command::new(node_bin())
-            .args(["--addr", "127.0.0.1:0", "--redis", &redis.url(), "--id", id])
-            .args(["--lease-ms", &LEASE.as_millis().to_string()])
-            .args(["--heartbeat-ms", &HEARTBEAT.as_millis().to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("chat_node");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).expect("a line from chat_node");
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("unexpected {line:?}"))
-            .to_owned();
-        Node { child, addr }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
+fn start(redis: &RedisServer, id: &str) -> Node {
+    let (l, h) = (
+        LEASE.as_millis().to_string(),
+        HEARTBEAT.as_millis().to_string(),
+    );
+    Node::start(redis, id, &["--lease-ms", &l, "--heartbeat-ms", &h])
 }
 
 async fn client(node: &Node, user: &str) -> Ws {
-    let url = format!("ws://{}/chat?user={user}", node.addr);
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(TMsg::text(v.to_string())).await.unwrap();
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let m = tokio::time::timeout(STUCK, ws.next())
-            .await
-            .expect("stuck")
-            .expect("open")
-            .unwrap();
-        if let TMsg::Text(t) = m {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
-}
-
-/// Reads until an envelope of `kind` arrives.
-async fn recv_kind(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let v = recv(ws).await;
-        if v["type"] == kind {
-            return v;
-        }
-    }
+    connect(&node.addr, user).await
 }
 
 async fn join(ws: &mut Ws, room: &str) -> Vec<String> {
@@ -133,8 +56,8 @@ async fn join(ws: &mut Ws, room: &str) -> Vec<String> {
 async fn two_processes_share_messages_and_presence_and_a_killed_ones_users_leave_within_the_lease()
 {
     let redis = RedisServer::start();
-    let a = Node::start(&redis, "a");
-    let mut b = Node::start(&redis, "b");
+    let a = start(&redis, "a");
+    let mut b = start(&redis, "b");
 
     let mut ann = client(&a, "ann").await;
     assert_eq!(join(&mut ann, "r").await, ["ann"]);

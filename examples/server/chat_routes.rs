@@ -4,6 +4,12 @@
 //! Redis URL, every server process on that Redis is one chat (messages and
 //! presence). Needs the `serde` feature (and `redis` for `--redis`).
 //!
+//! Every room keeps a history (the last 1,000 messages, for an hour): each
+//! message has an `id`, a page that reconnects joins with `since` and gets
+//! what it missed, on any instance, and a newcomer gets the last 50.
+//! [`Chat::drain`] (the servers call it on SIGTERM) closes every connection
+//! with 1012 spread over a deadline, so its clients resume elsewhere.
+//!
 //! Also used by `examples/chat_node.rs` (the multi-process test's node).
 #![allow(dead_code)] // each binary that includes this uses a part
 
@@ -11,7 +17,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rtwire::http::RequestHead;
-use rtwire::hub::{Hub, HubConfig, SlowPolicy};
+use rtwire::hub::{Drained, HistoryConfig, Hub, HubConfig, SlowPolicy};
 use rtwire::upgrade::Rejection;
 use rtwire::ws::Config;
 use tokio::io::AsyncWriteExt;
@@ -30,13 +36,42 @@ pub struct Chat {
     config: Config,
 }
 
-fn hub_config() -> HubConfig {
+/// How a [`Chat`] is set up.
+#[derive(Clone, Debug)]
+pub struct ChatOptions {
+    /// Shared by every instance on this Redis (`None`: this process only).
+    pub redis_url: Option<String>,
+    /// This instance's name.
+    pub instance_id: String,
+    /// Require `token=T` on `/chat` (401 otherwise).
+    pub token: Option<String>,
+    /// The presence lease (ttl, heartbeat) instead of the default.
+    pub lease: Option<(Duration, Duration)>,
+    /// Inbound messages per second per connection (default 20).
+    pub rate: f64,
+}
+
+impl ChatOptions {
+    /// The defaults for instance `instance_id`.
+    pub fn new(instance_id: &str) -> Self {
+        ChatOptions {
+            redis_url: None,
+            instance_id: instance_id.to_owned(),
+            token: None,
+            lease: None,
+            rate: 20.0,
+        }
+    }
+}
+
+fn hub_config(rate: f64) -> HubConfig {
     let c = HubConfig::default()
         .max_queue_bytes(256 * 1024)
         .policy(SlowPolicy::DropNewest)
         .max_rooms_per_conn(16)
-        .rate_limit(rtwire::hub::RateLimit::new(20.0, 64.0 * 1024.0))
-        .keepalive(Duration::from_secs(20), Duration::from_secs(60));
+        .rate_limit(rtwire::hub::RateLimit::new(rate, 64.0 * 1024.0))
+        .keepalive(Duration::from_secs(20), Duration::from_secs(60))
+        .history(HistoryConfig::default());
     #[cfg(feature = "serde")]
     let c = rtwire::hub::envelope::configure(c);
     c
@@ -47,18 +82,24 @@ impl Chat {
     /// instance on that Redis (`instance_id` names this one). `token`:
     /// require `token=T` on `/chat` (401 otherwise).
     pub async fn new(redis_url: Option<&str>, instance_id: &str, token: Option<String>) -> Chat {
-        Chat::with_lease(redis_url, instance_id, token, None).await
+        let mut o = ChatOptions::new(instance_id);
+        o.redis_url = redis_url.map(str::to_owned);
+        o.token = token;
+        Chat::with_options(o).await
     }
 
-    /// [`new`](Self::new) with a presence lease of `lease` (ttl, heartbeat)
-    /// instead of the default.
-    pub async fn with_lease(
-        redis_url: Option<&str>,
-        instance_id: &str,
-        token: Option<String>,
-        lease: Option<(Duration, Duration)>,
-    ) -> Chat {
-        let hub = match redis_url {
+    /// A chat set up by `o`.
+    pub async fn with_options(o: ChatOptions) -> Chat {
+        let ChatOptions {
+            redis_url,
+            instance_id,
+            token,
+            lease,
+            rate,
+        } = o;
+        let hub_config = || hub_config(rate);
+        let instance_id = instance_id.as_str();
+        let hub = match redis_url.as_deref() {
             None => Hub::new(hub_config()),
             #[cfg(feature = "redis")]
             Some(url) => {
@@ -152,5 +193,12 @@ impl Chat {
     /// Closes every connection and gives up this instance's presence.
     pub async fn shutdown(&self) {
         self.hub.shutdown().await;
+    }
+
+    /// Drains for a restart: every connection closed with 1012 at a random
+    /// moment within `deadline`, new ones refused the same way, then the
+    /// presence lease given up.
+    pub async fn drain(&self, deadline: Duration) -> Drained {
+        self.hub.drain(deadline).await
     }
 }

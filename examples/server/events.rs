@@ -64,6 +64,15 @@ impl Events {
         }
     }
 
+    /// Closes every stream (their browsers reconnect with `Last-Event-ID`).
+    pub async fn close(&self) {
+        match self {
+            Events::Memory(h) => h.manager().close().await,
+            #[cfg(feature = "redis")]
+            Events::Redis(h) => h.manager().close().await,
+        }
+    }
+
     /// `GET /events`.
     pub async fn stream(&self, tcp: TcpStream, head: &RequestHead) -> Result<(), rtwire::Error> {
         match self {

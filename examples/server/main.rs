@@ -21,7 +21,11 @@
 //! Options: `--redis URL` puts the SSE manager and the chat on Redis (build
 //! with `--features redis`), so two servers on one Redis serve one stream
 //! and one chat; `--instance-id NAME` names this node; `--chat-token T`
-//! makes `/chat` require `token=T` (401 otherwise).
+//! makes `/chat` require `token=T` (401 otherwise); `--drain-ms N` (default
+//! 2000): on SIGTERM the server stops accepting and closes every chat
+//! connection with 1012 at a random moment within N ms (their pages
+//! resume on another server, or on this one restarted), closes the SSE
+//! streams (their browsers resume with `Last-Event-ID`), and exits.
 //!
 //! Built with `--features deflate`, `/echo` and `/chat` accept
 //! permessage-deflate (browsers offer it).
@@ -46,6 +50,7 @@ struct Args {
     redis: Option<String>,
     instance_id: Option<String>,
     chat_token: Option<String>,
+    drain_ms: Option<u64>,
 }
 
 fn parse_args() -> std::io::Result<Args> {
@@ -53,7 +58,7 @@ fn parse_args() -> std::io::Result<Args> {
     let mut it = std::env::args().skip(1);
     let usage = |what: &str| {
         std::io::Error::other(format!(
-            "{what}; usage: server [ADDR] [--redis URL] [--instance-id NAME] [--chat-token T]"
+            "{what}; usage: server [ADDR] [--redis URL] [--instance-id NAME] [--chat-token T] [--drain-ms N]"
         ))
     };
     while let Some(a) = it.next() {
@@ -69,6 +74,13 @@ fn parse_args() -> std::io::Result<Args> {
                 args.chat_token = Some(
                     it.next()
                         .ok_or_else(|| usage("--chat-token needs a value"))?,
+                )
+            }
+            "--drain-ms" => {
+                args.drain_ms = Some(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| usage("--drain-ms needs milliseconds"))?,
                 )
             }
             _ if a.starts_with("--") => return Err(usage(&format!("unknown option {a}"))),
@@ -111,8 +123,20 @@ async fn serve(args: Args) -> std::io::Result<()> {
     let builder = builder.deflate(rtwire::ws::DeflateConfig::default());
     let config = Arc::new(builder.build());
     let clock = sse_routes::Clock::start();
+    let drain = Duration::from_millis(args.drain_ms.unwrap_or(2000));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
-        let (tcp, _) = listener.accept().await?;
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = term.recv() => {
+                drop(listener);
+                eprintln!("rtwire demo: SIGTERM, draining within {drain:?}");
+                let d = chat.drain(drain).await;
+                events.close().await;
+                eprintln!("rtwire demo: drained {} chat connections ({} left)", d.closed, d.left);
+                return Ok(());
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let (config, clock, events, chat) =
             (config.clone(), clock.clone(), events.clone(), chat.clone());
