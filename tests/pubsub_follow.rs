@@ -153,3 +153,26 @@ async fn after_the_store_failed_publications_flow_again() {
     assert_eq!(data(&next(&mut f).await), "3");
     assert_eq!(data(&next(&mut f).await), "4");
 }
+
+#[tokio::test]
+async fn try_next_takes_what_is_ready_without_waiting() {
+    let store = Arc::new(Gated::default());
+    let bus = MemoryBus::new();
+    let mut f = Follower::start(Arc::new(Shared(store.clone())), &bus, ch(), 100)
+        .await
+        .unwrap();
+    assert!(f.try_next().is_none(), "nothing published");
+    for i in 1..=3 {
+        publish(&store, &bus, &i.to_string()).await;
+    }
+    assert_eq!(data(&next(&mut f).await), "1");
+    assert_eq!(data(&f.try_next().unwrap()), "2");
+    assert_eq!(data(&f.try_next().unwrap()), "3");
+    assert!(f.try_next().is_none());
+    // A jump needs the store: try_next leaves it to next.
+    store.append(PublishRequest::new(ch(), "4")).await.unwrap();
+    publish(&store, &bus, "5").await;
+    assert!(f.try_next().is_none());
+    assert_eq!(data(&next(&mut f).await), "4");
+    assert_eq!(data(&f.try_next().unwrap()), "5");
+}

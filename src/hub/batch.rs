@@ -283,7 +283,7 @@ impl Hub {
     /// `members`; returns the deliveries. The group's frames go to each
     /// member as a few concatenations of at most half the queue bound
     /// each (so an idle member can always take one), in order.
-    fn deliver_group<'a>(
+    pub(crate) fn deliver_group<'a>(
         &self,
         members: impl Iterator<Item = (&'a ConnId, &'a Arc<Slot>)>,
         group: &mut [Job],

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 
+use super::batch::{Job, Target};
 use super::conn::{ConnId, Slot};
 use super::history::{decode_record, RoomNotice};
 use super::log::Follow;
@@ -175,14 +176,39 @@ impl Feed {
     }
 }
 
-/// Follows the room's channel until the room (or the hub) is gone.
+/// Publications one pass of the feed delivers at most.
+const FEED_BATCH: usize = 1024;
+
+/// Follows the room's channel until the room (or the hub) is gone. Each
+/// pass takes what the follower has ready, without waiting for more, and
+/// delivers it as one group (see `Hub::deliver_group`): consecutive
+/// messages reach a member as one push, as with
+/// [`HubConfig::batch_broadcasts`](super::HubConfig::batch_broadcasts),
+/// and no message waits for a batch to fill.
 async fn run(hub: Weak<Inner>, room: Arc<str>, feed: Arc<Feed>, mut follow: Box<dyn Follow>) {
+    let mut carry = None;
     loop {
-        let f = follow.next().await;
+        let f = match carry.take() {
+            Some(f) => f,
+            None => follow.next().await,
+        };
         let Some(inner) = hub.upgrade() else { return };
         let hub = Hub { inner };
         let alive = match f {
-            Followed::Publication(p) => hub.feed_publication(&room, &feed, &p),
+            Followed::Publication(p) => {
+                let mut batch = vec![p];
+                while batch.len() < FEED_BATCH {
+                    match follow.try_next() {
+                        Some(Followed::Publication(p)) => batch.push(p),
+                        Some(other) => {
+                            carry = Some(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                hub.feed_batch(&room, &feed, &batch)
+            }
             Followed::Reset { reason, top } => hub.feed_reset(&room, &feed, reason, top),
             _ => false,
         };
@@ -193,46 +219,69 @@ async fn run(hub: Weak<Inner>, room: Arc<str>, feed: Arc<Feed>, mut follow: Box<
 }
 
 impl Hub {
-    /// Delivers one stored message to the room's live members, and to the
-    /// waiting ones it is new to; `false` when the room (with this feed) is
-    /// gone.
-    fn feed_publication(&self, room: &str, feed: &Arc<Feed>, p: &Publication) -> bool {
+    /// Delivers consecutive stored messages to the room's live members, and
+    /// to the waiting ones they are new to; `false` when the room (with
+    /// this feed) is gone.
+    fn feed_batch(&self, room: &Arc<str>, feed: &Arc<Feed>, batch: &[Arc<Publication>]) -> bool {
         let c = &self.inner.counters;
-        let Some(rec) = decode_record(&p.data) else {
-            bump(&c.bus_errors, 1);
-            return self.feed_moved(room, feed, Some(p.position), None);
-        };
-        let mine = rec.instance == self.inner.instance.as_bytes();
-        if !mine {
-            bump(&c.bus_received, 1);
+        let mut jobs = Vec::with_capacity(batch.len());
+        // Each publication's position and its job, if it is one of ours.
+        let mut items: Vec<(Position, Option<usize>)> = Vec::with_capacity(batch.len());
+        let mut remote = 0;
+        for p in batch {
+            let Some(rec) = decode_record(&p.data) else {
+                bump(&c.bus_errors, 1);
+                items.push((p.position, None));
+                continue;
+            };
+            let mine = rec.instance == self.inner.instance.as_bytes();
+            remote += u64::from(!mine);
+            let except = if mine { rec.except } else { None };
+            let msg = self.stamp(p.position, &rec.message);
+            items.push((p.position, Some(jobs.len())));
+            jobs.push(Job::new(
+                Target::Room(room.clone()),
+                except,
+                Outgoing::new(&msg),
+            ));
         }
-        let except = if mine { rec.except } else { None };
-        let msg = self.stamp(p.position, &rec.message);
-        let mut out = Outgoing::new(&msg);
+        bump(&c.bus_received, remote);
+        let Some(&(last, _)) = items.last() else {
+            return true;
+        };
         let promote = {
             let rooms = self.rooms();
-            let Some(r) = rooms.get(room).filter(|r| r.has_feed(feed)) else {
+            let Some(r) = rooms.get(&**room).filter(|r| r.has_feed(feed)) else {
                 return false;
             };
-            let mut n = 0;
-            for (id, slot) in &r.members {
-                if Some(*id) != except && self.offer(slot, &mut out) {
-                    n += 1;
-                }
-            }
+            let mut n = if jobs.is_empty() {
+                0
+            } else {
+                self.deliver_group(r.members.iter(), &mut jobs)
+            };
             let mut st = feed.lock();
-            st.delivered = Some(p.position);
+            st.delivered = Some(last);
             let mut promote = Vec::new();
             st.waiting.retain(|w| {
-                if !w.cursor.is_stale(p.position) {
-                    if Some(w.id) != except && self.offer(&w.slot, &mut out) {
-                        n += 1;
+                // Live from the first message its cursor does not cover,
+                // or from the one after its cursor.
+                let mut live = false;
+                for &(pos, job) in &items {
+                    if live || !w.cursor.is_stale(pos) {
+                        live = true;
+                        if let Some(j) = job.map(|i| &mut jobs[i]) {
+                            if Some(w.id) != j.except && self.offer(&w.slot, &mut j.out) {
+                                n += 1;
+                            }
+                        }
+                    } else if w.cursor.through() == Some(pos) {
+                        live = true;
                     }
-                } else if w.cursor.through() != Some(p.position) {
-                    return true;
                 }
-                promote.push((w.id, w.ticket.clone()));
-                false
+                if live {
+                    promote.push((w.id, w.ticket.clone()));
+                }
+                !live
             });
             bump(&c.deliveries, n);
             promote

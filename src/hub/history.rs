@@ -41,16 +41,20 @@ pub type NoticeFormat = Arc<dyn Fn(&RoomNotice<'_>) -> Option<Message> + Send + 
 /// | setting | default |
 /// |---|---|
 /// | `size` | 1,000 messages per room |
+/// | `max_bytes` | 1 MiB per room (in memory) |
 /// | `ttl` | 1 hour after the room's last message |
 /// | `max_join_history` | 50 |
 /// | `replay_limit` | 10,000 |
 /// | `replay_timeout` | 30 s |
 /// | `rooms` | every room |
 ///
-/// `size` and `ttl` are the store's bounds: the hub's own in-memory store
-/// ([`Hub::new`](super::Hub::new)) and its Redis store
-/// ([`Hub::with_redis`](super::Hub::with_redis)) are made with them; a
-/// store given to [`Hub::with_bus`](super::Hub::with_bus) keeps its own.
+/// `size`, `max_bytes` and `ttl` are the store's bounds: the hub's own
+/// in-memory store ([`Hub::new`](super::Hub::new)) is made with all three,
+/// its Redis store ([`Hub::with_redis`](super::Hub::with_redis)) with
+/// `size` and `ttl`; a store given to [`Hub::with_bus`](super::Hub::with_bus)
+/// keeps its own. Whichever bound is reached first evicts the oldest
+/// messages (a resume that needs one is told
+/// [`GapReason::Evicted`](crate::pubsub::GapReason::Evicted)).
 ///
 /// ```
 /// use rtwire::hub::{HistoryConfig, HubConfig};
@@ -66,6 +70,9 @@ pub type NoticeFormat = Arc<dyn Fn(&RoomNotice<'_>) -> Option<Message> + Send + 
 pub struct HistoryConfig {
     /// Messages kept per room (at least 1).
     pub size: usize,
+    /// Bytes kept per room, by the in-memory store (the payloads and
+    /// their records; see [`MemoryConfig::max_bytes`](crate::pubsub::MemoryConfig::max_bytes)).
+    pub max_bytes: usize,
     /// How long a room's history outlives its last message.
     pub ttl: Duration,
     /// The most messages a [`JoinFrom::History`] join is given.
@@ -88,6 +95,7 @@ impl fmt::Debug for HistoryConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HistoryConfig")
             .field("size", &self.size)
+            .field("max_bytes", &self.max_bytes)
             .field("ttl", &self.ttl)
             .field("max_join_history", &self.max_join_history)
             .field("replay_limit", &self.replay_limit)
@@ -101,6 +109,7 @@ impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
             size: 1000,
+            max_bytes: 1024 * 1024,
             ttl: Duration::from_secs(3600),
             max_join_history: 50,
             replay_limit: 10_000,
@@ -114,6 +123,11 @@ impl HistoryConfig {
     /// Sets [`size`](Self::size) (at least 1).
     pub fn size(mut self, n: usize) -> Self {
         self.size = n.max(1);
+        self
+    }
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
         self
     }
     /// Sets [`ttl`](Self::ttl) (at least 1 ms).

@@ -20,12 +20,16 @@ pub(crate) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A channel's ordered publications ([`Follower`]), object-safe.
 pub(crate) trait Follow: Send {
     fn next(&mut self) -> BoxFut<'_, Followed>;
+    fn try_next(&mut self) -> Option<Followed>;
     fn position(&self) -> Option<Position>;
 }
 
 impl<St: Store> Follow for Follower<St> {
     fn next(&mut self) -> BoxFut<'_, Followed> {
         Box::pin(Follower::next(self))
+    }
+    fn try_next(&mut self) -> Option<Followed> {
+        Follower::try_next(self)
     }
     fn position(&self) -> Option<Position> {
         Follower::position(self)

@@ -279,7 +279,8 @@ impl Hub {
     /// A hub for one node (no bus, presence in memory). With
     /// [`HubConfig::history`] its rooms' histories are kept in memory (a
     /// [`MemoryStore`](crate::pubsub::MemoryStore) bounded by
-    /// [`HistoryConfig::size`] and [`HistoryConfig::ttl`]).
+    /// [`HistoryConfig::size`], [`HistoryConfig::max_bytes`] and
+    /// [`HistoryConfig::ttl`]).
     pub fn new(config: HubConfig) -> Hub {
         let history = config.history.clone();
         let hub = Hub::with_instance(config, "local");
@@ -287,6 +288,7 @@ impl Hub {
             let store = crate::pubsub::MemoryStore::new(
                 crate::pubsub::MemoryConfig::default()
                     .max_publications(h.size)
+                    .max_bytes(h.max_bytes)
                     .ttl(h.ttl),
             );
             let pair = log::Pair::new(Arc::new(store), Arc::new(crate::pubsub::MemoryBus::new()));

@@ -200,6 +200,30 @@ impl<St: Store> Follower<St> {
         }
     }
 
+    /// The next publication or reset if one is ready now, without waiting
+    /// (`None`: nothing ready, or what comes next needs the store, which
+    /// [`next`](Self::next) reads). For a consumer that takes everything
+    /// ready in one pass.
+    pub fn try_next(&mut self) -> Option<Followed> {
+        loop {
+            if let Some(f) = self.ready.pop_front() {
+                return Some(f);
+            }
+            if self.owe_heal || self.pending_reset.is_some() {
+                return None;
+            }
+            match self.sub.try_recv()? {
+                Delivery::Publication(p) => {
+                    if let Some(f) = self.on_publication(p) {
+                        return Some(f);
+                    }
+                }
+                Delivery::Lagged { .. } => self.owe(ResetReason::Lost),
+                Delivery::Reset { reason } => self.pending_reset = Some(reason),
+            }
+        }
+    }
+
     fn owe(&mut self, reason: ResetReason) {
         self.owe_heal = true;
         self.heal_reason = reason;

@@ -20,6 +20,12 @@
 //!   `HubConfig::batch_broadcasts(true)`: `broadcast` queues the message
 //!   and returns, the hub's delivery task pushes what has queued for the
 //!   room to each member at once;
+//! - `hub-history` (`rtwire-hub-history`) and `hub-batched-history`
+//!   (`rtwire-hub-batched-history`): the two above with the room's
+//!   history on (`HubConfig::history`): each broadcast is first appended
+//!   to the in-memory store, and the room's feed task delivers it (in a
+//!   room with history the feed delivers message by message, batched or
+//!   not). What history costs per delivery is the difference;
 //! - `tungstenite` (`broadcast+tungstenite`): the seeds' axum pattern, a
 //!   `tokio::sync::broadcast` channel and one task per client that sends
 //!   each message with tokio-tungstenite (an encode and a flush per client
@@ -187,6 +193,24 @@ impl Server {
                 let msg = rtwire::ws::Message::binary(payload);
                 (Server::Hub { hub, msg }, "rtwire-hub-batched")
             }
+            "hub-history" | "hub-batched-history" => {
+                let history = rtwire::hub::HistoryConfig::default().size(m.max(1));
+                let mut cfg = rtwire::hub::HubConfig::default()
+                    .max_queue_bytes(m * FRAME + 4096)
+                    .batch_broadcasts(kind == "hub-batched-history")
+                    .history(history);
+                // The clients count bytes of broadcast frames only: no
+                // `joined` notice on join.
+                cfg.room_notice = None;
+                let hub = rtwire::hub::Hub::new(cfg);
+                let msg = rtwire::ws::Message::binary(payload);
+                let name = if kind == "hub-history" {
+                    "rtwire-hub-history"
+                } else {
+                    "rtwire-hub-batched-history"
+                };
+                (Server::Hub { hub, msg }, name)
+            }
             "tungstenite" => {
                 let (tx, _) = tokio::sync::broadcast::channel(m + 16);
                 let msg = tungstenite::Message::binary(payload);
@@ -197,7 +221,9 @@ impl Server {
                 let msg = Bytes::from(payload);
                 (Server::Fastws { tx, msg }, "broadcast+fastwebsockets")
             }
-            other => panic!("unknown server {other:?} (hub, hub-batched, tungstenite or fastws)"),
+            other => panic!(
+                "unknown server {other:?} (hub, hub-batched, hub-history, hub-batched-history, tungstenite or fastws)"
+            ),
         }
     }
 
@@ -459,11 +485,18 @@ fn run_one(exe: &std::path::Path, kind: &str, n: usize, m: usize) -> Outcome {
 
 fn run(n: usize, m: usize, only: &[&str]) {
     let exe = std::env::current_exe().expect("own path");
-    let runs: Vec<Outcome> = ["hub", "hub-batched", "tungstenite", "fastws"]
-        .iter()
-        .filter(|k| only.is_empty() || only.contains(k))
-        .map(|kind| run_one(&exe, kind, n, m))
-        .collect();
+    let runs: Vec<Outcome> = [
+        "hub",
+        "hub-batched",
+        "hub-history",
+        "hub-batched-history",
+        "tungstenite",
+        "fastws",
+    ]
+    .iter()
+    .filter(|k| only.is_empty() || only.contains(k))
+    .map(|kind| run_one(&exe, kind, n, m))
+    .collect();
     let (ours, peers): (Vec<&Outcome>, Vec<&Outcome>) =
         runs.iter().partition(|o| o.name.starts_with("rtwire"));
     if peers.is_empty() {
