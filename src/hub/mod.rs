@@ -22,7 +22,19 @@
 //! feature `redis`), `envelope.rs` (the JSON protocol, feature `serde`),
 //! `rate.rs` ([`RateLimiter`]), `stats.rs` ([`HubStats`]), `outgoing.rs`
 //! (one message's encodings, plain and compressed), `send.rs` (send,
-//! broadcast and the per-member push), `batch.rs` (batched fan-out).
+//! broadcast and the per-member push), `batch.rs` (batched fan-out),
+//! `log.rs` (the store and bus behind one trait), `history.rs`,
+//! `feed.rs`, `resume.rs` (rooms with history), `drain.rs` ([`Hub::drain`]).
+//!
+//! ## Rooms with history
+//!
+//! With [`HubConfig::history`] a room's messages are stored before they
+//! are delivered, each with a [`Position`](crate::pubsub::Position); a
+//! member that comes back (on any instance, after a restart or a drain)
+//! joins with [`JoinFrom::Since`] and gets what it missed, in order, once,
+//! then live, or a [`RoomNotice::Reset`] when the history cannot say.
+//! See [`Hub::join_with`], [`Hub::publish`], [`Hub::history`] and the
+//! README's "Resume and history".
 //!
 //! ## Guarantees
 //!

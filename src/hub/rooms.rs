@@ -150,6 +150,30 @@ impl Hub {
             .unwrap_or_else(|e| Err(HubError::Backend(format!("join task: {e}"))))
     }
 
+    /// [`join_with`](Self::join_with) from `since` when there is one
+    /// ([`JoinFrom::Since`]), else live: what a reconnecting client does
+    /// with the last position it has. `resume` says whether everything
+    /// after `since` was given (`Resume::Recovered`) or the member was told
+    /// to start over (`Resume::Reset`).
+    ///
+    /// ```no_run
+    /// # async fn demo(hub: rtwire::hub::Hub, id: rtwire::hub::ConnId, last: Option<rtwire::pubsub::Position>) {
+    /// let joined = hub.join_since(id, "lobby", last).await.unwrap();
+    /// if joined.resume.is_some_and(|r| !r.recovered()) {
+    ///     // The client was sent a reset notice: it refetches its state.
+    /// }
+    /// # }
+    /// ```
+    pub async fn join_since(
+        &self,
+        id: ConnId,
+        room: &str,
+        since: Option<crate::pubsub::Position>,
+    ) -> Result<Joined, HubError> {
+        let from = since.map_or(JoinFrom::Live, JoinFrom::Since);
+        self.join_with(id, room, from).await
+    }
+
     /// Records `slot` in `room` (live, or joining in a room with
     /// history): `None` when it is in the room already.
     pub(crate) fn enter(
