@@ -10,70 +10,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rtwire::hub::{envelope, Hub, HubConfig, RateLimit};
 use rtwire::pubsub::{MemoryBus, MemoryStore};
-use rtwire::ws::{read_request_head, Config, Conn, HeadAndRest};
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
+
+mod hub_support;
+use hub_support::{client, envelope_server as server, recv, recv_kind, send, STUCK};
 use tokio_tungstenite::tungstenite::Message as TMsg;
-
-const STUCK: Duration = Duration::from_secs(30);
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
-async fn server(hub: Hub, max_message: usize) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        loop {
-            let (mut tcp, _) = listener.accept().await.unwrap();
-            let hub = hub.clone();
-            tokio::spawn(async move {
-                let config = Config::builder().max_message_size(max_message).build();
-                let Ok(HeadAndRest { head, rest }) = read_request_head(&mut tcp, &config).await
-                else {
-                    return;
-                };
-                let user = head.query_param("user").unwrap_or_default().to_string();
-                let Ok((conn, _)) = Conn::accept_head(tcp, head, rest, &config).await else {
-                    return;
-                };
-                let _ = envelope::serve(&hub, conn, &user, Default::default()).await;
-            });
-        }
-    });
-    addr
-}
-
-async fn client(addr: &str, user: &str) -> Ws {
-    let url = format!("ws://{addr}/chat?user={user}");
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(TMsg::text(v.to_string())).await.unwrap();
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let m = tokio::time::timeout(STUCK, ws.next())
-            .await
-            .expect("stuck")
-            .expect("open")
-            .unwrap();
-        if let TMsg::Text(t) = m {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
-}
-
-/// Reads until an envelope of `kind` arrives.
-async fn recv_kind(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let v = recv(ws).await;
-        if v["type"] == kind {
-            return v;
-        }
-    }
-}
 
 fn users(presence: &Value) -> Vec<(String, u64)> {
     let mut v: Vec<(String, u64)> = presence["content"]

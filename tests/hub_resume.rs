@@ -9,83 +9,24 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use rtwire::hub::{envelope, HistoryConfig, Hub, HubConfig, HubError, JoinFrom};
 use rtwire::pubsub::{MemoryBus, MemoryConfig, MemoryStore, Position};
-use rtwire::ws::{read_request_head, Config, Conn, HeadAndRest, Message};
+use rtwire::ws::{Config, Conn, Message};
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+mod hub_support;
+use hub_support::{client, recv, send, until, STUCK};
+
+async fn server(hub: Hub) -> String {
+    hub_support::envelope_server(hub, 64 * 1024).await
+}
 use tokio_tungstenite::tungstenite::Message as TMsg;
-
-const STUCK: Duration = Duration::from_secs(30);
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 fn config(history: HistoryConfig) -> HubConfig {
     envelope::configure(HubConfig::default().history(history))
-}
-
-async fn server(hub: Hub) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        loop {
-            let (mut tcp, _) = listener.accept().await.unwrap();
-            let hub = hub.clone();
-            tokio::spawn(async move {
-                let config = Config::default();
-                let Ok(HeadAndRest { head, rest }) = read_request_head(&mut tcp, &config).await
-                else {
-                    return;
-                };
-                let user = head.query_param("user").unwrap_or_default().to_string();
-                let Ok((conn, _)) = Conn::accept_head(tcp, head, rest, &config).await else {
-                    return;
-                };
-                let _ = envelope::serve(&hub, conn, &user, Default::default()).await;
-            });
-        }
-    });
-    addr
-}
-
-async fn client(addr: &str, user: &str) -> Ws {
-    let url = format!("ws://{addr}/chat?user={user}");
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(TMsg::text(v.to_string())).await.unwrap();
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let m = tokio::time::timeout(STUCK, ws.next())
-            .await
-            .expect("stuck")
-            .expect("open")
-            .unwrap();
-        if let TMsg::Text(t) = m {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
-}
-
-/// Reads until an envelope of `kind` arrives; the others of interest
-/// (`message`, `reset`) before it are returned too.
-async fn until(ws: &mut Ws, kind: &str) -> (Vec<Value>, Value) {
-    let mut seen = Vec::new();
-    loop {
-        let v = recv(ws).await;
-        if v["type"] == kind {
-            return (seen, v);
-        }
-        if v["type"] == "message" || v["type"] == "reset" {
-            seen.push(v);
-        }
-    }
 }
 
 fn pos(v: &Value) -> Position {

@@ -93,6 +93,7 @@ mod conn;
 mod drain;
 #[cfg(feature = "serde")]
 pub mod envelope;
+mod error;
 mod feed;
 mod history;
 mod log;
@@ -122,6 +123,7 @@ pub use config::{
 };
 pub use conn::{ConnId, Meta, SendOutcome};
 pub use drain::{Drained, DRAIN_CLOSE};
+pub use error::HubError;
 pub use history::{
     notice_message, stamp_json_id, HistoryConfig, JoinFrom, Joined, NoticeFormat, Resume,
     RoomFilter, RoomNotice, StampFormat,
@@ -142,54 +144,6 @@ use self::rooms::Room;
 use self::stats::{bump, Counters};
 use crate::pubsub::{Bus, PubSubError, Store};
 use crate::ws::{CloseCode, Encoder, Message, Role, WriteHalf};
-
-/// Why a hub call failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HubError {
-    /// No connection with this id (never registered, or gone).
-    UnknownConnection(ConnId),
-    /// The room name is empty, longer than [`MAX_ROOM_LEN`] or has a byte
-    /// outside ASCII letters, digits and `- _ . : @ /`.
-    InvalidRoom(String),
-    /// The connection is in [`max_rooms_per_conn`](HubConfig::max_rooms_per_conn)
-    /// rooms already.
-    TooManyRooms {
-        /// The limit.
-        limit: usize,
-    },
-    /// The connection is not in that room.
-    NotInRoom,
-    /// [`Hub::send_encoded`] was given frames the connection cannot take
-    /// (a reserved bit set, or a compressed frame it cannot share).
-    InvalidFrames(String),
-    /// The store or bus failed (a room with history stores every message
-    /// before it is delivered: this one was not delivered).
-    Backend(String),
-    /// [`Hub::publish`] or [`Hub::history`] on a room without history.
-    NoHistory,
-    /// A join could not catch up with its room (the connection reads
-    /// slower than the room is written): it was closed with 1013, to
-    /// resume later.
-    CannotCatchUp,
-}
-
-impl fmt::Display for HubError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HubError::UnknownConnection(id) => write!(f, "unknown connection {id}"),
-            HubError::InvalidRoom(why) => write!(f, "invalid room: {why}"),
-            HubError::TooManyRooms { limit } => write!(f, "already in {limit} rooms"),
-            HubError::NotInRoom => f.write_str("not in that room"),
-            HubError::InvalidFrames(why) => write!(f, "invalid frames: {why}"),
-            HubError::Backend(why) => write!(f, "backend error: {why}"),
-            HubError::NoHistory => f.write_str("the room keeps no history"),
-            HubError::CannotCatchUp => f.write_str("could not catch up with the room"),
-        }
-    }
-}
-
-impl std::error::Error for HubError {}
 
 /// Longest room name, in bytes.
 pub const MAX_ROOM_LEN: usize = 128;

@@ -1,5 +1,6 @@
-//! `chat_node` processes (`examples/chat_node.rs`) for the multi-process
-//! hub tests, and a tokio-tungstenite client of the envelope protocol.
+//! The hub tests' pieces: `chat_node` processes (`examples/chat_node.rs`)
+//! for the multi-process tests, an in-process envelope server on
+//! loopback, and a tokio-tungstenite client of the envelope protocol.
 #![allow(dead_code)] // each test uses a part
 
 use std::io::{BufRead, BufReader};
@@ -93,6 +94,34 @@ impl Drop for Node {
     }
 }
 
+/// Serves the envelope protocol of `hub` on a loopback port (the user is
+/// the `user` query parameter; messages up to `max_message` bytes);
+/// returns the address.
+pub async fn envelope_server(hub: rtwire::hub::Hub, max_message: usize) -> String {
+    use rtwire::ws::{read_request_head, Config, Conn, HeadAndRest};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let config = Config::builder().max_message_size(max_message).build();
+                let Ok(HeadAndRest { head, rest }) = read_request_head(&mut tcp, &config).await
+                else {
+                    return;
+                };
+                let user = head.query_param("user").unwrap_or_default().to_string();
+                let Ok((conn, _)) = Conn::accept_head(tcp, head, rest, &config).await else {
+                    return;
+                };
+                let _ = rtwire::hub::envelope::serve(&hub, conn, &user, Default::default()).await;
+            });
+        }
+    });
+    addr
+}
+
 pub async fn client(addr: &str, user: &str) -> Ws {
     let url = format!("ws://{addr}/chat?user={user}");
     tokio_tungstenite::connect_async(url).await.unwrap().0
@@ -126,6 +155,21 @@ pub async fn recv_kind(ws: &mut Ws, kind: &str) -> Value {
         let v = recv(ws).await;
         if v["type"] == kind {
             return v;
+        }
+    }
+}
+
+/// Reads until an envelope of `kind` arrives; the `message` and `reset`
+/// envelopes before it are returned too.
+pub async fn until(ws: &mut Ws, kind: &str) -> (Vec<Value>, Value) {
+    let mut seen = Vec::new();
+    loop {
+        let v = recv(ws).await;
+        if v["type"] == kind {
+            return (seen, v);
+        }
+        if v["type"] == "message" || v["type"] == "reset" {
+            seen.push(v);
         }
     }
 }
