@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rtwire::hub::{ConnId, HistoryConfig, Hub, HubConfig, JoinFrom, Registration, Resume};
-use rtwire::pubsub::{ChannelName, MemoryBus};
+use rtwire::pubsub::{ChannelName, MemoryBus, Store};
 use rtwire::ws::{Config, Conn, Message, ReadHalf, Role};
 use tokio::io::DuplexStream;
 
@@ -237,4 +237,31 @@ async fn a_replay_leaves_room_for_the_members_live_traffic() {
     assert_eq!((plain, replayed), (6, 99));
     let j = join.await.unwrap().unwrap();
     assert_eq!(j.resume.map(|r| r.replayed()), Some(99));
+}
+
+/// A member waiting in the feed (its replay read the store ahead of the
+/// feed) when the feed moves to a new history must be moved with it
+/// whether or not the hub sends notices: with `room_notice` off it was
+/// parked for ever, every message of the new history stale for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_member_crosses_a_new_history_without_notices() {
+    let mut cfg = HubConfig::default().history(HistoryConfig::default());
+    cfg.room_notice = None;
+    let (hub, gated, _) = hub(cfg).await;
+    let (_x, _rx, _xr, x) = member(&hub, "x", 1 << 16);
+    hub.join(x, "r").await.unwrap(); // the feed runs
+                                     // Stored behind the feed's back (no bus): the store is ahead of it.
+    let log = ChannelName::new("hub.log.r").unwrap();
+    let ahead = gated
+        .store()
+        .append(rtwire::pubsub::PublishRequest::new(log, "not a record"))
+        .await
+        .unwrap();
+    let (mut m, _rm, _mr, id) = member(&hub, "m", 1 << 16);
+    let j = hub.join_since(id, "r", Some(ahead.position)).await.unwrap();
+    assert!(j.resume.is_some_and(|r| r.recovered()), "{j:?}");
+    gated.flush();
+    hub.publish("r", &text("new-1"), None).await.unwrap();
+    let seen = read_until(&mut m, "new-1").await;
+    assert!(seen.is_empty(), "{seen:?}");
 }

@@ -214,11 +214,17 @@ impl Slot {
         SendOutcome::Queued
     }
 
-    /// Queues `piece` (of `len` bytes) once it fits under `max`, waiting
-    /// for the writer to make room (a piece bigger than `max` goes when
-    /// the queue is empty): for what a member must not lose and may wait
-    /// for, its own replay. `Closing` when the connection shuts first.
-    pub(crate) async fn push_wait(&self, piece: Piece<'_>, max: usize) -> SendOutcome {
+    /// Queues `piece` once it fits under `budget` (a piece bigger than the
+    /// budget: once it fits under `max`; bigger than `max`: once the queue
+    /// is empty), waiting for the writer to make room: for what a member
+    /// must not lose and may wait for, its own replay. `Closing` when the
+    /// connection shuts first.
+    pub(crate) async fn push_wait(
+        &self,
+        piece: Piece<'_>,
+        budget: usize,
+        max: usize,
+    ) -> SendOutcome {
         let len = piece_len(&piece);
         loop {
             let room = self.room.notified();
@@ -230,7 +236,8 @@ impl Slot {
                     return SendOutcome::Closing;
                 }
                 let used = o.bytes + o.in_flight;
-                if used + len <= max || used == 0 {
+                let room = if len > budget { max } else { budget };
+                if used + len <= room || used == 0 {
                     let was_empty = o.bytes == 0;
                     o.queue(piece, len);
                     drop(o);

@@ -64,9 +64,14 @@ impl Hub {
     /// # }
     /// ```
     pub async fn drain(&self, deadline: Duration) -> Drained {
-        self.inner.draining.store(true, Ordering::Release);
         let start = tokio::time::Instant::now();
-        let mut ids: Vec<ConnId> = self.conns().keys().copied().collect();
+        let mut ids: Vec<ConnId> = {
+            // Under the lock `register` checks the flag with: a connection
+            // registered now is either in this list or closed at once.
+            let conns = self.conns_mut();
+            self.inner.draining.store(true, Ordering::Release);
+            conns.keys().copied().collect()
+        };
         let at = {
             // Random order: the schedule's offsets are sorted. (The RNG is
             // not `Send`: it is dropped before the first await.)

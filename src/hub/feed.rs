@@ -260,9 +260,28 @@ impl Hub {
                 self.deliver_group(r.members.iter(), &mut jobs)
             };
             let mut st = feed.lock();
+            // The feed had lost its place (the store failed; the live
+            // members were told): a member that waited meanwhile cannot
+            // know what lies between its cursor and this batch. It is told
+            // too, and goes live from here.
+            let lost = st.delivered.is_none();
             st.delivered = Some(last);
             let mut promote = Vec::new();
-            st.waiting.retain(|w| {
+            let first = items[0].0;
+            let from = Some(Position::new(first.epoch, first.offset.saturating_sub(1)));
+            st.waiting.retain_mut(|w| {
+                if lost {
+                    w.cursor.reset(from);
+                    let n = RoomNotice::Reset {
+                        room,
+                        reason: ResetReason::Lost,
+                        missed: None,
+                        top: from,
+                    };
+                    if let Some(f) = self.notice(&n) {
+                        w.slot.push_notice(&f);
+                    }
+                }
                 // Live from the first message its cursor does not cover,
                 // or from the one after its cursor.
                 let mut live = false;
@@ -316,10 +335,11 @@ impl Hub {
         self.feed_moved(room, feed, top, notice.as_ref())
     }
 
-    /// The feed is at `to` now: `notice` (a reset's) goes to every live
-    /// member and to the waiting members the reset concerns, and the
-    /// waiting members it reached are made live. `false` when the room
-    /// (with this feed) is gone.
+    /// The feed starts over from `to`: `notice` (the reset's frame, if the
+    /// hub sends one) goes to every live member and to the waiting members
+    /// the reset concerns (their cursor does not cover `to`), which are made
+    /// live, as are the waiting members the feed has now reached. `false`
+    /// when the room (with this feed) is gone.
     fn feed_moved(
         &self,
         room: &str,
@@ -341,8 +361,9 @@ impl Hub {
             st.delivered = to;
             let mut promote = Vec::new();
             st.waiting.retain_mut(|w| {
-                let told = notice.is_some() && w.cursor.reset(to);
-                if told {
+                // Whether the hub sends a notice or not, the cursor moves:
+                // a member left on another history would wait for ever.
+                if w.cursor.reset(to) {
                     if let Some(n) = notice {
                         w.slot.push_notice(n);
                     }

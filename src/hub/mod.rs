@@ -384,10 +384,15 @@ impl Hub {
             member_deflate(&write),
         ));
         let closed = slot.subscribe_closed();
-        if self.is_draining() {
-            slot.request_close(DRAIN_CLOSE, "server restarting");
+        {
+            // Under the lock `drain` sets its flag with: a connection is
+            // either in the drain's list or closed here.
+            let mut conns = self.conns_mut();
+            if self.is_draining() {
+                slot.request_close(DRAIN_CLOSE, "server restarting");
+            }
+            conns.insert(id, slot.clone());
         }
-        self.conns_mut().insert(id, slot.clone());
         bump(&self.inner.counters.connections, 1);
         tokio::spawn(conn::run_writer(self.clone(), slot, write));
         Registration {

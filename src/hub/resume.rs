@@ -204,8 +204,8 @@ impl Hub {
         }
         let mut out = Outgoing::new(msg);
         let piece = out.piece(slot.deflate, &self.inner.counters);
-        let budget = (self.inner.config.max_queue_bytes / 2).max(1);
-        match slot.push_wait(piece, budget).await {
+        let max = self.inner.config.max_queue_bytes;
+        match slot.push_wait(piece, (max / 2).max(1), max).await {
             SendOutcome::Queued => {
                 bump(&self.inner.counters.deliveries, 1);
                 Ok(())

@@ -270,57 +270,69 @@ impl Hub {
             .get(&id)
             .cloned()
             .ok_or(HubError::UnknownConnection(id))?;
-        {
+        let change = {
+            // The slot's room list stays locked until the room has let go
+            // of it too (the order `enter` takes them in): a join racing
+            // this leave comes wholly before or wholly after it.
             let mut rooms_of = slot.rooms();
             let Some(i) = rooms_of.iter().position(|r| &**r == room) else {
                 return Err(HubError::NotInRoom);
             };
             rooms_of.remove(i);
-        }
-        self.leave_slot(&slot, room).await;
+            self.leave_room(&slot, room)
+        };
+        self.presence_leave(&slot, room, change).await;
         Ok(())
     }
 
     async fn leave_slot(&self, slot: &Slot, room: &str) {
-        let change = {
-            let mut rooms = self.rooms_mut();
-            let Some(r) = rooms.get_mut(room) else {
-                return;
-            };
-            r.members.remove(&slot.id);
-            if let Some(j) = r.joining.remove(&slot.id) {
-                j.ticket.store(false, Ordering::Release);
-                if let Some(f) = &r.feed {
-                    f.forget(slot.id);
+        let change = self.leave_room(slot, room);
+        self.presence_leave(slot, room, change).await;
+    }
+
+    /// Takes `slot` out of `room` (`None`: it was not there).
+    fn leave_room(&self, slot: &Slot, room: &str) -> Option<Change> {
+        let mut rooms = self.rooms_mut();
+        let r = rooms.get_mut(room)?;
+        r.members.remove(&slot.id);
+        if let Some(j) = r.joining.remove(&slot.id) {
+            j.ticket.store(false, Ordering::Release);
+            if let Some(f) = &r.feed {
+                f.forget(slot.id);
+            }
+        }
+        let mut user_edge = false;
+        if let Some(p) = r.users.get_mut(&slot.user) {
+            p.conns = p.conns.saturating_sub(1);
+            if p.conns == 0 {
+                r.users.remove(&slot.user);
+                user_edge = true;
+            }
+        }
+        let room_edge = r.len() == 0;
+        if room_edge {
+            if let Some(r) = rooms.remove(room) {
+                if let Some(p) = r.pump {
+                    p.abort();
+                }
+                if let Some(f) = r.feed {
+                    f.stop();
                 }
             }
-            let mut user_edge = false;
-            if let Some(p) = r.users.get_mut(&slot.user) {
-                p.conns = p.conns.saturating_sub(1);
-                if p.conns == 0 {
-                    r.users.remove(&slot.user);
-                    user_edge = true;
-                }
-            }
-            let room_edge = r.len() == 0;
-            if room_edge {
-                if let Some(r) = rooms.remove(room) {
-                    if let Some(p) = r.pump {
-                        p.abort();
-                    }
-                    if let Some(f) = r.feed {
-                        f.stop();
-                    }
-                }
-            }
-            Change {
-                user_edge,
-                room_edge,
-                conns: 0,
-                joined_at_ms: 0,
-                ticket: None,
-            }
-        };
+        }
+        Some(Change {
+            user_edge,
+            room_edge,
+            conns: 0,
+            joined_at_ms: 0,
+            ticket: None,
+        })
+    }
+
+    /// The presence half of a leave: announced when it was the user's last
+    /// connection there (on every instance).
+    async fn presence_leave(&self, slot: &Slot, room: &str, change: Option<Change>) {
+        let Some(change) = change else { return };
         if change.user_edge
             && self
                 .backend()

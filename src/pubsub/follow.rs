@@ -86,9 +86,6 @@ pub struct Follower<St> {
     /// A heal is owed (set before it awaits the store, so a cancelled heal
     /// is resumed by the next call).
     owe_heal: bool,
-    /// What the heal that is owed tells when the store cannot fill the
-    /// hole and has no more precise reason.
-    heal_reason: ResetReason,
     /// Publications fetched from the store so far.
     healed: u64,
     /// A reset taken off the bus whose top is not read yet (kept across a
@@ -127,13 +124,12 @@ impl<St: Store> Follower<St> {
             last: Some(before),
             ready: VecDeque::new(),
             owe_heal: false,
-            heal_reason: ResetReason::Lost,
             healed: 0,
             pending_reset: None,
         };
         if after != before {
             // Published (or a new history begun) while subscribing.
-            f.owe(ResetReason::Lost);
+            f.owe();
         }
         Ok(f)
     }
@@ -169,8 +165,15 @@ impl<St: Store> Follower<St> {
                 // follower: what the bus delivered of it before the top
                 // was read is fetched, nothing of it is skipped.
                 let start = match (reason, top) {
+                    (GapReason::EpochChanged, Some(t))
+                        if self.last.is_some_and(|l| l.epoch == t.epoch) =>
+                    {
+                        // Already on the new history (a heal got there
+                        // first, and said so): nothing more to tell.
+                        continue;
+                    }
                     (GapReason::EpochChanged, Some(t)) => {
-                        self.owe(ResetReason::Lost);
+                        self.owe();
                         Some(Position::new(t.epoch, 0))
                     }
                     _ => top,
@@ -194,7 +197,7 @@ impl<St: Store> Follower<St> {
                         return f;
                     }
                 }
-                Delivery::Lagged { .. } => self.owe(ResetReason::Lost),
+                Delivery::Lagged { .. } => self.owe(),
                 Delivery::Reset { reason } => self.pending_reset = Some(reason),
             }
         }
@@ -218,15 +221,14 @@ impl<St: Store> Follower<St> {
                         return Some(f);
                     }
                 }
-                Delivery::Lagged { .. } => self.owe(ResetReason::Lost),
+                Delivery::Lagged { .. } => self.owe(),
                 Delivery::Reset { reason } => self.pending_reset = Some(reason),
             }
         }
     }
 
-    fn owe(&mut self, reason: ResetReason) {
+    fn owe(&mut self) {
         self.owe_heal = true;
-        self.heal_reason = reason;
     }
 
     fn on_publication(&mut self, p: Arc<Publication>) -> Option<Followed> {
@@ -241,7 +243,7 @@ impl<St: Store> Follower<St> {
             // one is delivered from its start.
             let start = Position::new(p.position.epoch, 0);
             self.last = Some(start);
-            self.owe(ResetReason::Lost);
+            self.owe();
             return Some(Followed::Reset {
                 reason: ResetReason::Gap(GapReason::EpochChanged),
                 top: Some(start),
@@ -252,7 +254,7 @@ impl<St: Store> Follower<St> {
         }
         if p.position.offset > last.offset + 1 {
             // Positions jumped: fetch the hole (it includes p).
-            self.owe(ResetReason::Lost);
+            self.owe();
             return None;
         }
         self.last = Some(p.position);
@@ -293,14 +295,27 @@ impl<St: Store> Follower<St> {
                     self.last = Some(top);
                 }
             }
-            Ok(Since::CannotCatchUp { top, reason }) => {
-                self.last = Some(top);
-                let reason = match reason {
-                    GapReason::EpochChanged => ResetReason::Gap(reason),
-                    _ => self.heal_reason,
-                };
+            Ok(Since::CannotCatchUp {
+                top,
+                reason: GapReason::EpochChanged,
+            }) => {
+                // A new history: from its start, as after a publication or
+                // a bus reset of another epoch (one start point for all
+                // three).
+                let start = Position::new(top.epoch, 0);
+                self.last = Some(start);
                 self.ready.push_back(Followed::Reset {
-                    reason,
+                    reason: ResetReason::Gap(GapReason::EpochChanged),
+                    top: Some(start),
+                });
+                if top.offset > 0 {
+                    self.owe();
+                }
+            }
+            Ok(Since::CannotCatchUp { top, .. }) => {
+                self.last = Some(top);
+                self.ready.push_back(Followed::Reset {
+                    reason: ResetReason::Lost,
                     top: Some(top),
                 });
             }
