@@ -53,12 +53,6 @@ fn backend(e: impl std::fmt::Display) -> HubError {
     HubError::Backend(e.to_string())
 }
 
-fn top_of(s: &Since) -> Position {
-    match s {
-        Since::Publications { top, .. } | Since::CannotCatchUp { top, .. } => *top,
-    }
-}
-
 impl Hub {
     /// Whether `room` keeps history ([`HubConfig::history`](super::HubConfig::history)).
     pub fn has_history(&self, room: &str) -> bool {
@@ -170,7 +164,11 @@ impl Hub {
         n: usize,
     ) -> Result<(Vec<Publication>, Position), HubError> {
         let log = self.log()?;
-        let top = top_of(&log.since(channel.clone(), None, 0).await.map_err(backend)?);
+        let top = log
+            .since(channel.clone(), None, 0)
+            .await
+            .map_err(backend)?
+            .top();
         let mut want = n.min(top.offset as usize);
         loop {
             let after = Position::new(top.epoch, top.offset - want as u64);
@@ -185,7 +183,7 @@ impl Hub {
                     reason: GapReason::Evicted | GapReason::OverLimit,
                     ..
                 } if want > 0 => want /= 2,
-                other => return Ok((Vec::new(), top_of(&other))),
+                other => return Ok((Vec::new(), other.top())),
             }
         }
     }
@@ -329,7 +327,11 @@ impl Hub {
                 c
             }
             JoinFrom::Invalid => {
-                let top = top_of(&log.since(channel.clone(), None, 0).await.map_err(backend)?);
+                let top = log
+                    .since(channel.clone(), None, 0)
+                    .await
+                    .map_err(backend)?
+                    .top();
                 self.tell_reset(slot, room, ResetReason::InvalidId, None, Some(top));
                 reset = Some((ResetReason::InvalidId, None));
                 Cursor::at(top)

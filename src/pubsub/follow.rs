@@ -113,9 +113,9 @@ impl<St: Store> Follower<St> {
         channel: ChannelName,
         replay_limit: usize,
     ) -> Result<Self, PubSubError> {
-        let before = top_of(store.since(&channel, None, 0).await?);
+        let before = store.since(&channel, None, 0).await?.top();
         let sub = bus.subscribe(&channel).await?;
-        let after = top_of(store.since(&channel, None, 0).await?);
+        let after = store.since(&channel, None, 0).await?.top();
         let mut f = Follower {
             sub,
             store,
@@ -334,13 +334,6 @@ impl<St: Store> Follower<St> {
             .since(&self.channel, None, 0)
             .await
             .ok()
-            .map(top_of)
-    }
-}
-
-/// The channel's top in a [`Since`] answer.
-pub(crate) fn top_of(s: Since) -> Position {
-    match s {
-        Since::Publications { top, .. } | Since::CannotCatchUp { top, .. } => top,
+            .map(|s| s.top())
     }
 }

@@ -44,6 +44,21 @@ pub enum Since {
     },
 }
 
+impl Since {
+    /// The channel's newest position, whichever the answer.
+    ///
+    /// ```
+    /// use rtwire::pubsub::{GapReason, Position, Since};
+    /// let s = Since::CannotCatchUp { reason: GapReason::Evicted, top: Position::new(1, 9) };
+    /// assert_eq!(s.top(), Position::new(1, 9));
+    /// ```
+    pub fn top(&self) -> Position {
+        match self {
+            Since::Publications { top, .. } | Since::CannotCatchUp { top, .. } => *top,
+        }
+    }
+}
+
 /// A bounded history of publications per channel.
 ///
 /// Implementations: [`MemoryStore`](super::MemoryStore), and the Redis store

@@ -319,7 +319,7 @@ impl<St: Store, B: Bus> Manager<St, B> {
             return Ok((Vec::new(), None));
         };
         let Ok(after) = Position::parse(raw) else {
-            let top = top_of(self.inner.store.since(channel, None, 0).await?);
+            let top = self.inner.store.since(channel, None, 0).await?.top();
             Counters::add(&c.replays_reset, 1);
             let reset = encode::reset(ResetReason::InvalidId, Some(top));
             return Ok((vec![Arc::new(reset)], Some(top)));
@@ -389,12 +389,6 @@ impl<St: Store, B: Bus> Manager<St, B> {
         StreamGuard {
             manager: self.clone(),
         }
-    }
-}
-
-fn top_of(s: Since) -> Position {
-    match s {
-        Since::Publications { top, .. } | Since::CannotCatchUp { top, .. } => top,
     }
 }
 
